@@ -1,0 +1,1 @@
+"""Application services: one per bounded area. Each command loads, decides and saves."""

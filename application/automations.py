@@ -1,0 +1,67 @@
+"""Background work triggered by events: which events need work, and the decisions it makes.
+
+The outbox dispatcher turns each routed event into exactly one Dramatiq message; the actor
+calls a method here. Handlers are idempotent by event id, because delivery is at least once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from eventsourcing.utils import get_topic
+
+from application.ports import AggregateStore
+from domain.context import CommandContext, recording
+from domain.errors import ConcurrencyConflict
+from domain.notifications import AdminNotification, Severity
+from domain.settings import FlagSet
+
+
+@dataclass(frozen=True)
+class WorkRoute:
+    topic: str  # event topic in the store
+    actor: str  # Dramatiq actor that does the work
+
+
+ROUTES: tuple[WorkRoute, ...] = (
+    WorkRoute(get_topic(FlagSet.FlagChanged), "announce_flag_change"),
+)
+
+
+def routes_for(topic: str) -> list[WorkRoute]:
+    return [route for route in ROUTES if route.topic == topic]
+
+
+class NotificationAutomation:
+    """Raises admin notifications; actor `automation:notifier`."""
+
+    actor = "automation:notifier"
+
+    def __init__(self, store: AggregateStore) -> None:
+        self._store = store
+
+    def announce_flag_change(self, payload: dict[str, Any], meta: dict[str, Any]) -> bool:
+        """Tell this pool's admins a flag changed. False if already announced (redelivery)."""
+        cause = str(meta["event_id"])
+        context = CommandContext(
+            actor=self.actor,
+            reason=f"flag {payload['key']} changed",
+            correlation_id=str(meta.get("correlation_id") or cause),
+            causation_id=cause,
+        )
+        title = (
+            f"{payload['key']} changed from {json.dumps(payload['old_value'])} "
+            f"to {json.dumps(payload['new_value'])}"
+        )
+        body = f"By {meta.get('actor', 'unknown')}: {meta.get('reason') or 'no reason given'}"
+        with recording(context, self._store.pool_id):
+            notice = AdminNotification(
+                cause_event_id=cause, severity=Severity.INFO, title=title, body=body
+            )
+            try:
+                self._store.store(notice)
+            except ConcurrencyConflict:
+                return False  # this event was announced before: at-least-once delivery
+        return True

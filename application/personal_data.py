@@ -1,0 +1,36 @@
+"""Personal data of admins and employees: sealing fields and erasing a person (GDPR)."""
+
+from __future__ import annotations
+
+from application.ports import AggregateStore, PersonalDataVault
+from domain.context import CommandContext, recording
+from domain.errors import ConcurrencyConflict, MissingReason
+from domain.personal import Erasure, Sealed
+
+ERASED = "[erased]"
+
+
+class PersonalDataService:
+    def __init__(self, store: AggregateStore, vault: PersonalDataVault) -> None:
+        self._store = store
+        self._vault = vault
+
+    def seal(self, subject: str, text: str) -> Sealed:
+        return self._vault.seal(subject, text)
+
+    def reveal(self, sealed: Sealed) -> str:
+        """The clear text of a personal field, or a marker once its person was erased."""
+        clear = self._vault.unseal(sealed)
+        return ERASED if clear is None else clear
+
+    def erase(self, subject: str, context: CommandContext) -> None:
+        """Forget a person: their data key goes, the erasure is recorded (and replicated)."""
+        if not context.reason.strip():
+            raise MissingReason("a reason is required to erase personal data")
+        with recording(context, self._store.pool_id):
+            try:
+                self._store.store(Erasure(subject=subject))
+            except ConcurrencyConflict:
+                pass  # erased before: recording it twice would add nothing
+        # The event comes first: if the process dies here, replaying it deletes the key.
+        self._vault.forget(subject)

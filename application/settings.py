@@ -1,0 +1,73 @@
+"""Reading and changing runtime flags. The CLI, the API and the UI all come through here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from application.ports import AggregateStore
+from domain.context import CommandContext, Scope, recording
+from domain.errors import MissingReason, NotFound
+from domain.flags import REGISTRY, FlagSpec, FlagValue, flag_spec
+from domain.settings import ClusterSettings, FlagSet, PoolSettings
+
+
+@dataclass(frozen=True)
+class FlagState:
+    spec: FlagSpec
+    value: FlagValue
+
+    @property
+    def is_default(self) -> bool:
+        return self.value == self.spec.default
+
+
+class SettingsService:
+    def __init__(self, store: AggregateStore, registry: dict[str, FlagSpec] | None = None) -> None:
+        self._store = store
+        self._registry = REGISTRY if registry is None else registry
+
+    def current(self) -> list[FlagState]:
+        """Every flag with its value, in registry order."""
+        sets = {scope: self._load(scope) for scope in Scope}
+        return [
+            FlagState(spec, self._value(sets[spec.scope], spec)) for spec in self._registry.values()
+        ]
+
+    def value(self, key: str) -> FlagValue:
+        spec = flag_spec(key, self._registry)
+        return self._value(self._load(spec.scope), spec)
+
+    def set_flag(self, key: str, value: Any, context: CommandContext) -> FlagState:
+        """Change one flag (a JSON-shaped value); no event when the value is unchanged."""
+        spec = flag_spec(key, self._registry)
+        return self._change(spec, spec.validate(value), context)
+
+    def set_flag_from_text(self, key: str, text: str, context: CommandContext) -> FlagState:
+        """Same as `set_flag`, for values typed on a command line."""
+        spec = flag_spec(key, self._registry)
+        return self._change(spec, spec.parse_text(text), context)
+
+    def _change(self, spec: FlagSpec, value: FlagValue, context: CommandContext) -> FlagState:
+        if not context.reason.strip():
+            raise MissingReason("a reason is required to change a flag (it goes in the audit)")
+        with recording(context, self._store.pool_id):
+            flags = self._load(spec.scope) or self._new_set(spec.scope)
+            if flags.change_flag(spec, value):
+                self._store.store(flags)
+        return FlagState(spec, value)
+
+    def _new_set(self, scope: Scope) -> FlagSet:
+        kind = PoolSettings if scope is Scope.LOCAL else ClusterSettings
+        return kind(pool_id=self._store.pool_id)
+
+    def _load(self, scope: Scope) -> FlagSet | None:
+        kind: type[FlagSet] = PoolSettings if scope is Scope.LOCAL else ClusterSettings
+        try:
+            return self._store.load(kind.create_id(self._store.pool_id), kind)
+        except NotFound:
+            return None
+
+    @staticmethod
+    def _value(flags: FlagSet | None, spec: FlagSpec) -> FlagValue:
+        return spec.default if flags is None else flags.value_of(spec)

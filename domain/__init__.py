@@ -1,0 +1,1 @@
+"""Archipel's domain: aggregates, events, value objects and errors. Pure Python, no I/O."""

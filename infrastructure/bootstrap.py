@@ -1,0 +1,267 @@
+"""The one wiring place: builds a pool's object graph from the bootstrap config.
+
+`open_pool` starts (or reuses) the embedded servers when no URL is configured, prepares the
+schema and returns a `Pool`; `PoolRuntime` runs the roles of a process (projections, workers,
+scheduler) in threads beside the web server. Everything else receives what it needs from here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+
+from application.automations import NotificationAutomation
+from application.personal_data import PersonalDataService
+from application.settings import SettingsService
+from infrastructure.background import Background
+from infrastructure.config import BootstrapConfig
+from infrastructure.crypto import (
+    PERSON_KEYS_SCHEMA,
+    PostgresPersonalDataVault,
+    load_or_create_master_key,
+)
+from infrastructure.database import CORE_SCHEMA, Database
+from infrastructure.embedded import EmbeddedPostgres, EmbeddedRedis
+from infrastructure.eventstore import PoolEventStore, postgres_env
+from infrastructure.scheduler import PeriodicJob, Scheduler
+from projections.audit import AuditView
+from projections.framework import (
+    POSITIONS_SCHEMA,
+    ChangeNotice,
+    ProjectionRunner,
+    ReadModel,
+    StoreEventSource,
+)
+from projections.notifications import NotificationsView
+from projections.outbox import OutboxView
+from projections.settings import SettingsView
+
+log = logging.getLogger(__name__)
+
+NOTICE_CHANNEL = "archipel:changes"
+
+
+class StartupError(Exception):
+    """The pool cannot start; the message says what to fix."""
+
+
+class RedisNotices:
+    """Publishes projection change notices for web processes to relay to live UIs."""
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+
+    def publish(self, notices: Sequence[ChangeNotice]) -> None:
+        payload = json.dumps([notice.__dict__ for notice in notices])
+        try:
+            self._client.publish(NOTICE_CHANNEL, payload)
+        except redis.RedisError:
+            log.warning("could not publish change notices; live views will resync")
+
+
+@dataclass
+class Pool:
+    config: BootstrapConfig
+    database: Database
+    store: PoolEventStore
+    settings: SettingsService
+    personal_data: PersonalDataService
+    notifier: NotificationAutomation
+    redis: redis.Redis | None
+    background: Background | None
+    runners: dict[str, ProjectionRunner] = field(default_factory=dict)
+    _stops: list[Callable[[], None]] = field(default_factory=list)
+
+    @property
+    def pool_id(self) -> str:
+        return self.store.pool_id
+
+    def runner(self, name: str) -> ProjectionRunner:
+        return self.runners[name]
+
+    def close(self) -> None:
+        for stop in reversed(self._stops):
+            try:
+                stop()
+            except Exception:
+                log.exception("error while closing the pool")
+        self._stops.clear()
+
+
+def read_models(background: Background | None) -> list[ReadModel]:
+    relay = background.relay if background is not None else None
+    return [SettingsView(), AuditView(), NotificationsView(), OutboxView(relay)]
+
+
+def open_pool(config: BootstrapConfig, *, with_redis: bool = True) -> Pool:
+    """Connect to (or start) PostgreSQL and, when asked, Redis; build every service."""
+    stops: list[Callable[[], None]] = []
+
+    def undo() -> None:
+        for stop in reversed(stops):
+            try:
+                stop()
+            except Exception:
+                log.exception("cleanup after failed start")
+
+    try:
+        return _open(config, with_redis, stops)
+    except StartupError:
+        undo()
+        raise
+    except Exception as error:
+        undo()
+        raise StartupError(str(error)) from error
+
+
+def _open(config: BootstrapConfig, with_redis: bool, stops: list[Callable[[], None]]) -> Pool:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = config.database_url
+    if database_url is None:
+        embedded_pg = EmbeddedPostgres(config.data_dir)
+        database_url = embedded_pg.start()
+        stops.append(embedded_pg.stop)
+
+    database = Database(database_url)
+    database.open()
+    stops.append(database.close)
+    database.ensure_vector()
+
+    redis_client: redis.Redis | None = None
+    background: Background | None = None
+    if with_redis:
+        redis_url = config.redis_url
+        if redis_url is None:
+            embedded_redis = EmbeddedRedis(config.data_dir)
+            redis_url = embedded_redis.start()
+            stops.append(embedded_redis.stop)
+        redis_client = redis.Redis.from_url(redis_url, socket_timeout=5)
+        try:
+            redis_client.ping()
+        except redis.RedisError as error:
+            raise StartupError(f"cannot reach Redis at {redis_url}: {error}") from error
+        stops.append(redis_client.close)
+        background = Background(redis_url, database)
+        stops.append(background.close)
+
+    models = read_models(background)
+    schema: list[str] = [*CORE_SCHEMA, *POSITIONS_SCHEMA, *PERSON_KEYS_SCHEMA]
+    for model in models:
+        schema.extend(model.schema)
+    database.apply_schema(schema)
+
+    store = PoolEventStore(postgres_env(database_url), pool_id=database.pool_id())
+    stops.append(store.close)
+    vault = PostgresPersonalDataVault(database, load_or_create_master_key(config.data_dir))
+    notices = RedisNotices(redis_client) if redis_client is not None else None
+    runners = {
+        model.name: ProjectionRunner(
+            database, StoreEventSource(store, database_url), model, notices
+        )
+        for model in models
+    }
+    pool = Pool(
+        config=config,
+        database=database,
+        store=store,
+        settings=SettingsService(store),
+        personal_data=PersonalDataService(store, vault),
+        notifier=NotificationAutomation(store),
+        redis=redis_client,
+        background=background,
+        runners=runners,
+        _stops=stops,
+    )
+    if background is not None:
+        _register_actors(pool, background)
+    return pool
+
+
+def _register_actors(pool: Pool, background: Background) -> None:
+    def announce_flag_change(message: dict[str, Any]) -> None:
+        pool.notifier.announce_flag_change(message["payload"], message["meta"])
+
+    background.register("announce_flag_change", announce_flag_change)
+
+
+class PoolRuntime:
+    """Runs this process's roles (other than web) in background threads."""
+
+    def __init__(self, pool: Pool, roles: Sequence[str], worker_threads: int = 2) -> None:
+        self.pool = pool
+        self.roles = tuple(roles)
+        self.worker_threads = worker_threads
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.scheduler: Scheduler | None = None
+
+    def start(self) -> None:
+        if "projections" in self.roles:
+            for runner in self.pool.runners.values():
+                self._spawn(f"projection-{runner.name}", runner.run)
+        if "workers" in self.roles:
+            if self.pool.background is None:
+                raise StartupError("the workers role needs Redis")
+            self.pool.background.start_worker(self.worker_threads)
+        if "scheduler" in self.roles:
+            self.scheduler = Scheduler(self.pool.database.url, self._periodic_jobs())
+            self._spawn("scheduler", self.scheduler.run)
+
+    def _periodic_jobs(self) -> list[PeriodicJob]:
+        jobs: list[PeriodicJob] = []
+        background = self.pool.background
+        if background is not None:
+            # Safety net of the outbox: messages whose send was cut short by a crash.
+            jobs.append(PeriodicJob(
+                "outbox-relay", interval=lambda: 5.0, enabled=lambda: True,
+                run=lambda: background.relay(older_than_seconds=10),
+            ))
+        return jobs
+
+    def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
+        thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self.pool.background is not None:
+            self.pool.background.stop_worker()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self._threads.clear()
+
+    def readiness(self) -> dict[str, str | None]:
+        """Each part's problem, or None when it is fine."""
+        problems: dict[str, str | None] = {"database": None, "redis": None, "projections": None}
+        try:
+            with self.pool.database.connection() as conn:
+                conn.execute("SELECT 1")
+        except Exception as error:
+            problems["database"] = f"unreachable: {error}"
+        if self.pool.redis is not None:
+            try:
+                self.pool.redis.ping()
+            except Exception as error:
+                problems["redis"] = f"unreachable: {error}"
+        if problems["database"] is None:
+            problems["projections"] = self._projection_problem()
+        return problems
+
+    def _projection_problem(self) -> str | None:
+        behind = []
+        for runner in self.pool.runners.values():
+            if runner.error is not None:
+                return f"{runner.name} failing: {runner.error}"
+            if "projections" in self.roles:
+                if not runner.caught_up.is_set():
+                    behind.append(runner.name)
+            elif runner.lag() > runner.batch_size:
+                behind.append(runner.name)
+        return f"catching up: {', '.join(behind)}" if behind else None

@@ -1,0 +1,102 @@
+"""The pool's event store: one eventsourcing application on PostgreSQL, one notification log.
+
+Configured from the bootstrap config only: `construct_env` is overridden so that the library
+never reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.utils import Environment, EnvType
+
+from domain.aggregate import PoolAggregate
+from domain.errors import ConcurrencyConflict, NotFound
+from domain.personal import Sealed
+from domain.settings import ClusterSettings, PoolSettings
+from infrastructure.database import connection_params
+
+A = TypeVar("A", bound=PoolAggregate)
+
+EVENT_STORE_NAME = "archipel"
+
+
+class SealedAsDict(Transcoding):
+    type = Sealed
+    name = "sealed"
+
+    def encode(self, obj: Sealed) -> dict[str, str]:
+        return {"subject": obj.subject, "box": obj.box}
+
+    def decode(self, data: dict[str, str]) -> Sealed:
+        return Sealed(subject=data["subject"], box=data["box"])
+
+
+class PoolEventStore(Application[UUID]):
+    name = EVENT_STORE_NAME
+    snapshotting_intervals = {PoolSettings: 200, ClusterSettings: 200}
+
+    def __init__(self, env: EnvType, pool_id: str) -> None:
+        self._pool_id = pool_id
+        super().__init__(env)
+
+    @property
+    def pool_id(self) -> str:
+        return self._pool_id
+
+    def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
+        # Unlike the base class, never merge os.environ: our configuration is explicit.
+        values = dict(type(self).env)
+        if self.snapshotting_intervals:
+            values["IS_SNAPSHOTTING_ENABLED"] = "y"
+        values.update(env or {})
+        return Environment(name, values)
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(SealedAsDict())
+
+    def load(self, aggregate_id: UUID, kind: type[A]) -> A:
+        try:
+            aggregate = self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFound(f"{kind.__name__} {aggregate_id} does not exist") from None
+        if not isinstance(aggregate, kind):
+            raise NotFound(f"{aggregate_id} is not a {kind.__name__}")
+        return aggregate
+
+    def store(self, *aggregates: PoolAggregate) -> int | None:
+        try:
+            recordings = self.save(*aggregates)
+        except IntegrityError:
+            raise ConcurrencyConflict(
+                "someone else changed this first; reload and try again"
+            ) from None
+        return recordings[-1].notification.id if recordings else None
+
+
+def postgres_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
+    params = connection_params(database_url)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname", "")),
+        "POSTGRES_HOST": str(params.get("host", "localhost")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(pool_size),
+        "POSTGRES_MAX_OVERFLOW": "10",
+        "POSTGRES_PRE_PING": "y",
+        "CREATE_TABLE": "y",
+        # The cache fast-forwards from the store, so several writer processes stay correct.
+        "AGGREGATE_CACHE_MAXSIZE": "1000",
+        "AGGREGATE_CACHE_FASTFORWARD": "y",
+    }
+
+
+def memory_env() -> dict[str, Any]:
+    """For unit tests: the same application, kept in memory."""
+    return {"PERSISTENCE_MODULE": "eventsourcing.popo"}

@@ -1,0 +1,1 @@
+"""Read models: one module per view, built from the event store by tracking projections."""

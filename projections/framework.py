@@ -1,0 +1,273 @@
+"""A small tracking-projection framework: view rows and position commit in one transaction.
+
+Each read model reads the pool's notification log after its stored position, writes its rows
+and moves its position in the same PostgreSQL transaction, so a crash never loses or doubles
+an event. The position row is locked while a batch is applied, so a CLI catch-up and a running
+`serve` can never apply the same event twice. After commit, a change notice per touched key
+goes out on Redis for live UIs (Redis is only the wake-up; positions live in PostgreSQL).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Protocol
+from uuid import UUID
+
+import psycopg
+from eventsourcing.persistence import Notification
+
+from domain.personal import Sealed
+
+log = logging.getLogger(__name__)
+
+POSITIONS_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS projection_positions (
+        name text PRIMARY KEY,
+        position bigint NOT NULL DEFAULT 0,
+        updated_at timestamptz NOT NULL DEFAULT now())""",
+)
+
+
+@dataclass(frozen=True)
+class ChangeNotice:
+    """What a live UI needs to refetch: which view, which key, as of which position."""
+
+    view: str
+    key: str
+    position: int
+
+
+@dataclass(frozen=True)
+class RecordedEvent:
+    """A stored event as projections see it: JSON-shaped payload plus its metadata."""
+
+    position: int
+    topic: str
+    aggregate_id: UUID
+    aggregate_version: int
+    meta: dict[str, Any]
+    payload: dict[str, Any] = field(repr=False)
+
+    @property
+    def event_type(self) -> str:
+        """`FlagChanged`, `Created`, ...: the class name of the event."""
+        return self.topic.rsplit(".", 1)[-1]
+
+    @property
+    def aggregate_type(self) -> str:
+        qualname = self.topic.split(":", 1)[-1]
+        return qualname.rsplit(".", 1)[0]
+
+
+def jsonable(value: Any) -> Any:
+    """Turn decoded event state into plain JSON types (personal fields stay sealed)."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID | Decimal):
+        return str(value)
+    if isinstance(value, Sealed):
+        return {"sealed_for": value.subject}
+    return value
+
+
+class EventSource(Protocol):
+    """The notification log of the pool's event store."""
+
+    def read(self, after: int, limit: int, topics: Sequence[str]) -> list[RecordedEvent]: ...
+
+    def head(self) -> int: ...
+
+    def wait_for_new(self, timeout: float) -> None: ...
+
+
+class NoticeSink(Protocol):
+    def publish(self, notices: Sequence[ChangeNotice]) -> None: ...
+
+
+class ReadModel(ABC):
+    """One view. Subclasses declare their tables and how each event changes them."""
+
+    name: ClassVar[str]
+    topics: ClassVar[tuple[str, ...]] = ()  # event topics to read; empty means every event
+    schema: ClassVar[tuple[str, ...]] = ()  # idempotent DDL
+    tables: ClassVar[tuple[str, ...]] = ()  # emptied when the view is rebuilt
+
+    @abstractmethod
+    def apply(self, cur: psycopg.Cursor[Any], event: RecordedEvent) -> Iterable[ChangeNotice]:
+        """Write what `event` changes, in the caller's transaction."""
+
+    def after_commit(self, events: Sequence[RecordedEvent]) -> None:  # noqa: B027
+        """Side effects that must wait until the batch is durable (default: none)."""
+
+
+class ProjectionRunner:
+    """Keeps one read model up to date with the event store."""
+
+    def __init__(
+        self,
+        database: Any,
+        source: EventSource,
+        model: ReadModel,
+        notices: NoticeSink | None = None,
+        batch_size: int = 500,
+    ) -> None:
+        self.database = database
+        self.source = source
+        self.model = model
+        self.notices = notices
+        self.batch_size = batch_size
+        self.caught_up = threading.Event()  # set once the log's end has been reached
+        self.error: BaseException | None = None
+
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    def position(self) -> int:
+        with self.database.connection() as conn:
+            row = conn.execute(
+                "SELECT position FROM projection_positions WHERE name = %s", (self.name,)
+            ).fetchone()
+            return int(row["position"]) if row else 0
+
+    def lag(self) -> int:
+        """Events recorded but not yet in this view."""
+        return max(0, self.source.head() - self.position())
+
+    def step(self) -> int:
+        """Apply the next batch; returns how many events it applied."""
+        with self.database.connection() as conn:
+            conn.execute(
+                "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                (self.name,),
+            )
+            conn.commit()
+            row = conn.execute(
+                "SELECT position FROM projection_positions WHERE name = %s FOR UPDATE",
+                (self.name,),
+            ).fetchone()
+            position = int(row["position"])
+            # The head is read first: every event up to it is committed and visible below.
+            head_before = self.source.head()
+            events = self.source.read(position, self.batch_size, self.model.topics)
+            new_position = events[-1].position if events else position
+            if self.model.topics and len(events) < self.batch_size:
+                # A filtered view also moves past the events it ignores.
+                new_position = max(new_position, head_before)
+            notices: list[ChangeNotice] = []
+            with conn.cursor() as cur:
+                for recorded in events:
+                    notices.extend(self.model.apply(cur, recorded))
+            if new_position != position:
+                conn.execute(
+                    "UPDATE projection_positions SET position = %s, updated_at = now() "
+                    "WHERE name = %s",
+                    (new_position, self.name),
+                )
+        if events:
+            self.model.after_commit(events)
+            if self.notices is not None and notices:
+                self.notices.publish(notices)
+        return len(events)
+
+    def catch_up(self) -> int:
+        """Apply everything recorded so far; returns the position reached."""
+        while self.step() == self.batch_size:
+            pass
+        self.caught_up.set()
+        return self.position()
+
+    def rebuild(self) -> int:
+        """Drop the view's rows and replay the whole log into it."""
+        with self.database.connection() as conn:
+            conn.execute(
+                "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                (self.name,),
+            )
+            conn.execute(
+                "SELECT position FROM projection_positions WHERE name = %s FOR UPDATE",
+                (self.name,),
+            )
+            for table in self.model.tables:
+                conn.execute(f"TRUNCATE {table}")
+            conn.execute(
+                "UPDATE projection_positions SET position = 0, updated_at = now() WHERE name = %s",
+                (self.name,),
+            )
+        return self.catch_up()
+
+    def run(self, stop: threading.Event) -> None:
+        """Follow the log until `stop` is set; retries after errors."""
+        while not stop.is_set():
+            try:
+                if self.step() < self.batch_size:
+                    self.caught_up.set()
+                    self.source.wait_for_new(timeout=1.0)
+                self.error = None
+            except Exception as error:  # keep the runner alive; readiness reports it
+                self.error = error
+                log.exception("projection %s failed; retrying", self.name)
+                stop.wait(1.0)
+
+
+class StoreEventSource:
+    """The pool event store's notification log, with LISTEN/NOTIFY as the wake-up."""
+
+    def __init__(self, store: Any, listen_url: str | None = None) -> None:
+        self._store = store
+        self._recorder = store.recorder
+        self._listen_url = listen_url
+        self._listener: psycopg.Connection[Any] | None = None
+
+    def read(self, after: int, limit: int, topics: Sequence[str]) -> list[RecordedEvent]:
+        notifications = self._recorder.select_notifications(
+            start=after + 1, limit=limit, topics=topics
+        )
+        return [self._decode(n) for n in notifications]
+
+    def head(self) -> int:
+        return int(self._recorder.max_notification_id() or 0)
+
+    def _decode(self, notification: Notification) -> RecordedEvent:
+        state = self._store.mapper.transcoder.decode(notification.state)
+        meta = state.pop("meta", {}) or {}
+        for internal in ("timestamp", "originator_topic"):
+            state.pop(internal, None)
+        return RecordedEvent(
+            position=notification.id,
+            topic=notification.topic,
+            aggregate_id=UUID(str(notification.originator_id)),
+            aggregate_version=notification.originator_version,
+            meta=dict(meta),
+            payload=jsonable(state),
+        )
+
+    def wait_for_new(self, timeout: float) -> None:
+        channel = getattr(self._recorder, "channel_name", None)
+        if channel is None or self._listen_url is None:  # in-memory store: poll
+            time.sleep(min(timeout, 0.2))
+            return
+        try:
+            if self._listener is None or self._listener.closed:
+                self._listener = psycopg.connect(self._listen_url, autocommit=True)
+                self._listener.execute(f'LISTEN "{channel}"')
+            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
+                pass
+        except psycopg.Error:
+            self._listener = None
+            time.sleep(min(timeout, 0.5))
+
+    def close(self) -> None:
+        if self._listener is not None:
+            self._listener.close()
