@@ -10,9 +10,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from eventsourcing.utils import get_topic
-
 from application.ports import AggregateStore
+from domain.aggregate import event_topic
 from domain.context import CommandContext, recording
 from domain.errors import ConcurrencyConflict
 from domain.notifications import AdminNotification, Severity
@@ -26,7 +25,7 @@ class WorkRoute:
 
 
 ROUTES: tuple[WorkRoute, ...] = (
-    WorkRoute(get_topic(FlagSet.FlagChanged), "announce_flag_change"),
+    WorkRoute(event_topic(FlagSet, "FlagChanged"), "announce_flag_change"),
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from application.ports import AggregateStore, PersonalDataVault
 from domain.context import CommandContext, recording
 from domain.errors import ConcurrencyConflict, MissingReason
@@ -28,9 +30,9 @@ class PersonalDataService:
         if not context.reason.strip():
             raise MissingReason("a reason is required to erase personal data")
         with recording(context, self._store.pool_id):
-            try:
+            # Erased before: recording it twice would add nothing.
+            with contextlib.suppress(ConcurrencyConflict):
                 self._store.store(Erasure(subject=subject))
-            except ConcurrencyConflict:
-                pass  # erased before: recording it twice would add nothing
-        # The event comes first: if the process dies here, replaying it deletes the key.
+        # The event comes first: if the process dies here, the erasure projection deletes
+        # the key when it applies the event (as it does for erasures replicated from peers).
         self._vault.forget(subject)

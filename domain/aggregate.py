@@ -5,8 +5,14 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 from eventsourcing.domain import Aggregate
+from eventsourcing.utils import get_topic
 
 from domain.context import Scope, event_metadata
+
+
+def event_topic(aggregate: type[Aggregate], event_name: str) -> str:
+    """The stored topic of an event class that `@event` generated on `aggregate`."""
+    return get_topic(getattr(aggregate, event_name))
 
 
 class PoolAggregate(Aggregate):
@@ -28,10 +34,12 @@ class PoolAggregate(Aggregate):
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         if not isinstance(cls.__dict__.get("scope", getattr(cls, "scope", None)), Scope):
-            raise TypeError(f"{cls.__qualname__} must declare its scope (Scope.LOCAL or REPLICATED)")
+            raise TypeError(
+                f"{cls.__qualname__} must declare its scope (Scope.LOCAL or REPLICATED)"
+            )
 
     @classmethod
-    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:  # noqa: A002
+    def _create(cls, event_class: Any, *, id: Any = None, **kwargs: Any) -> Any:
         kwargs["meta"] = event_metadata(cls.scope)
         return super()._create(event_class, id=id, **kwargs)
 

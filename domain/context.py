@@ -19,7 +19,7 @@ from enum import StrEnum
 from domain.errors import InvalidActor, MissingCommandContext
 
 ACTOR_KINDS = ("admin", "automation", "peer", "cli", "system")
-_ACTOR = re.compile(r"^(%s):[A-Za-z0-9_.@+\-]{1,128}$" % "|".join(ACTOR_KINDS))
+_ACTOR = re.compile(rf"^({'|'.join(ACTOR_KINDS)}):[A-Za-z0-9_.@+\-]{{1,128}}$")
 
 
 class Scope(StrEnum):

@@ -20,7 +20,7 @@ class Background:
     """One process's view of the background machinery."""
 
     def __init__(self, redis_url: str, database: Database) -> None:
-        self.broker = RedisBroker(url=redis_url, namespace="archipel")
+        self.broker = RedisBroker(url=redis_url, namespace="archipel")  # type: ignore[no-untyped-call]
         # Actors declared elsewhere must never fall back to a default localhost broker.
         dramatiq.set_broker(self.broker)
         self._db = database
@@ -29,10 +29,15 @@ class Background:
 
     def register(self, name: str, handler: Callable[[dict[str, Any]], Any]) -> None:
         """Declare an actor; `handler` receives the outbox message and must be idempotent."""
-        self._actors[name] = dramatiq.actor(
-            handler, actor_name=name, queue_name=QUEUE, broker=self.broker, max_retries=10,
-            min_backoff=1000, max_backoff=60000,
+        declare = dramatiq.actor(
+            actor_name=name,
+            queue_name=QUEUE,
+            broker=self.broker,
+            max_retries=10,
+            min_backoff=1000,
+            max_backoff=60000,
         )
+        self._actors[name] = declare(handler)
 
     def relay(self, *, older_than_seconds: float = 0, limit: int = 200) -> int:
         """Send outbox rows not yet sent; returns how many were sent."""

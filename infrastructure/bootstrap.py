@@ -31,6 +31,7 @@ from infrastructure.embedded import EmbeddedPostgres, EmbeddedRedis
 from infrastructure.eventstore import PoolEventStore, postgres_env
 from infrastructure.scheduler import PeriodicJob, Scheduler
 from projections.audit import AuditView
+from projections.erasure import ErasureView
 from projections.framework import (
     POSITIONS_SCHEMA,
     ChangeNotice,
@@ -96,7 +97,7 @@ class Pool:
 
 def read_models(background: Background | None) -> list[ReadModel]:
     relay = background.relay if background is not None else None
-    return [SettingsView(), AuditView(), NotificationsView(), OutboxView(relay)]
+    return [SettingsView(), AuditView(), NotificationsView(), ErasureView(), OutboxView(relay)]
 
 
 def open_pool(config: BootstrapConfig, *, with_redis: bool = True) -> Pool:
@@ -218,10 +219,14 @@ class PoolRuntime:
         background = self.pool.background
         if background is not None:
             # Safety net of the outbox: messages whose send was cut short by a crash.
-            jobs.append(PeriodicJob(
-                "outbox-relay", interval=lambda: 5.0, enabled=lambda: True,
-                run=lambda: background.relay(older_than_seconds=10),
-            ))
+            jobs.append(
+                PeriodicJob(
+                    "outbox-relay",
+                    interval=lambda: 5.0,
+                    enabled=lambda: True,
+                    run=lambda: background.relay(older_than_seconds=10),
+                )
+            )
         return jobs
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:

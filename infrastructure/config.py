@@ -80,12 +80,17 @@ def _check(key: str, value: Any, origin: str) -> Any:
                 raise fail("must be a path (text)")
             return Path(value)
         case "database_url":
-            if not isinstance(value, str) or urlsplit(value).scheme not in ("postgresql", "postgres"):
+            if not isinstance(value, str) or urlsplit(value).scheme not in (
+                "postgresql",
+                "postgres",
+            ):
                 raise fail("must be a postgresql:// URL")
             return value
         case "redis_url":
             if not isinstance(value, str) or urlsplit(value).scheme not in (
-                "redis", "rediss", "unix"
+                "redis",
+                "rediss",
+                "unix",
             ):
                 raise fail("must be a redis://, rediss:// or unix:// URL")
             return value

@@ -68,7 +68,7 @@ class PostgresPersonalDataVault:
     def forget(self, subject: str) -> bool:
         with self._db.connection() as conn:
             deleted = conn.execute("DELETE FROM person_keys WHERE subject = %s", (subject,))
-            return deleted.rowcount > 0
+            return bool(deleted.rowcount > 0)
 
     def _key(self, subject: str, *, create: bool) -> bytes | None:
         with self._db.connection() as conn:

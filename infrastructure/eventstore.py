@@ -61,7 +61,7 @@ class PoolEventStore(Application[UUID]):
 
     def load(self, aggregate_id: UUID, kind: type[A]) -> A:
         try:
-            aggregate = self.repository.get(aggregate_id)
+            aggregate: object = self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFound(f"{kind.__name__} {aggregate_id} does not exist") from None
         if not isinstance(aggregate, kind):

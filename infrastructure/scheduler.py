@@ -34,7 +34,7 @@ class Scheduler:
         self._url = database_url
         self.jobs = jobs
         self._tick = tick
-        self._conn: psycopg.Connection[object] | None = None
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self.is_leader = False
 
     def _try_lead(self) -> bool:

@@ -111,7 +111,8 @@ def query_audit(
     correlation_id: str | None = None,
     newest_first: bool = True,
 ) -> list[AuditEntry]:
-    clauses, params = [], []
+    clauses: list[str] = []
+    params: list[object] = []
     for column, value in (
         ("actor", actor),
         ("event_type", event_type),

@@ -6,15 +6,15 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
-from eventsourcing.utils import get_topic
 
+from domain.aggregate import event_topic
 from domain.notifications import AdminNotification
 from projections.framework import ChangeNotice, ReadModel, RecordedEvent
 
 
 class NotificationsView(ReadModel):
     name = "notifications"
-    topics = (get_topic(AdminNotification.Raised),)
+    topics = (event_topic(AdminNotification, "Raised"),)
     schema = (
         """CREATE TABLE IF NOT EXISTS notifications_view (
             id uuid PRIMARY KEY,
@@ -35,7 +35,14 @@ class NotificationsView(ReadModel):
             """INSERT INTO notifications_view
                  (id, cause_event_id, severity, title, body, raised_at, position)
                VALUES (%s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING""",
-            (event.aggregate_id, p["cause_event_id"], p["severity"], p["title"], p["body"],
-             event.meta.get("occurred_at"), event.position),
+            (
+                event.aggregate_id,
+                p["cause_event_id"],
+                p["severity"],
+                p["title"],
+                p["body"],
+                event.meta.get("occurred_at"),
+                event.position,
+            ),
         )
         return [ChangeNotice(self.name, str(event.aggregate_id), event.position)]

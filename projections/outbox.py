@@ -45,8 +45,12 @@ class OutboxView(ReadModel):
             cur.execute(
                 """INSERT INTO outbox (event_id, actor, position, message)
                    VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING""",
-                (event_id, route.actor, event.position,
-                 Jsonb({"event_id": event_id, "payload": event.payload, "meta": event.meta})),
+                (
+                    event_id,
+                    route.actor,
+                    event.position,
+                    Jsonb({"event_id": event_id, "payload": event.payload, "meta": event.meta}),
+                ),
             )
         return ()
 

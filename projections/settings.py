@@ -6,16 +6,16 @@ from collections.abc import Iterable
 from typing import Any
 
 import psycopg
-from eventsourcing.utils import get_topic
 from psycopg.types.json import Jsonb
 
+from domain.aggregate import event_topic
 from domain.settings import FlagSet
 from projections.framework import ChangeNotice, ReadModel, RecordedEvent
 
 
 class SettingsView(ReadModel):
     name = "settings"
-    topics = (get_topic(FlagSet.FlagChanged),)
+    topics = (event_topic(FlagSet, "FlagChanged"),)
     schema = (
         """CREATE TABLE IF NOT EXISTS settings_view (
             key text PRIMARY KEY,
@@ -31,7 +31,8 @@ class SettingsView(ReadModel):
     def apply(self, cur: psycopg.Cursor[Any], event: RecordedEvent) -> Iterable[ChangeNotice]:
         key = event.payload["key"]
         cur.execute(
-            """INSERT INTO settings_view (key, value, scope, changed_at, changed_by, reason, position)
+            """INSERT INTO settings_view
+                 (key, value, scope, changed_at, changed_by, reason, position)
                VALUES (%s, %s, %s, %s, %s, %s, %s)
                ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, scope = EXCLUDED.scope,
                  changed_at = EXCLUDED.changed_at, changed_by = EXCLUDED.changed_by,

@@ -30,7 +30,7 @@ def create_app(runtime: PoolRuntime) -> FastAPI:
         """Database, Redis and read models are ready (503 naming what is not)."""
         checks = runtime.readiness()
         failing = {part: problem for part, problem in checks.items() if problem}
-        body = {
+        body: dict[str, Any] = {
             "status": "ok" if not failing else "unavailable",
             "checks": {part: problem or "ok" for part, problem in checks.items()},
         }

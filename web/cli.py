@@ -1,6 +1,5 @@
 """The `archipel` command line. Every command that touches a pool takes the bootstrap options."""
 
-
 import functools
 import inspect
 import json
@@ -33,8 +32,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 config_app = typer.Typer(help="The bootstrap configuration.", no_args_is_help=True)
-settings_app = typer.Typer(help="Runtime flags (the same ones as Advanced settings).",
-                           no_args_is_help=True)
+settings_app = typer.Typer(
+    help="Runtime flags (the same ones as Advanced settings).", no_args_is_help=True
+)
 audit_app = typer.Typer(help="The audit trail: every event, who, why.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.add_typer(settings_app, name="settings")
@@ -44,23 +44,67 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 # The bootstrap options, shared by every pool command (see `pool_command`).
 _BOOTSTRAP: list[tuple[str, Any]] = [
-    ("config_file", Annotated[Path | None, typer.Option(
-        "--config", help="TOML file with bootstrap settings.", show_default=False)]),
-    ("data_dir", Annotated[Path | None, typer.Option(
-        help="Where embedded PostgreSQL, Redis and secrets live [default: ./var].",
-        show_default=False)]),
-    ("database_url", Annotated[str | None, typer.Option(
-        help="External PostgreSQL with pgvector [default: embedded].", show_default=False)]),
-    ("redis_url", Annotated[str | None, typer.Option(
-        help="External Redis [default: embedded].", show_default=False)]),
-    ("host", Annotated[str | None, typer.Option(
-        help="Listen address [default: 127.0.0.1].", show_default=False)]),
-    ("port", Annotated[int | None, typer.Option(
-        help="Listen port [default: 8080].", show_default=False)]),
-    ("public_url", Annotated[str | None, typer.Option(
-        help="URL browsers and peers use to reach this pool.", show_default=False)]),
-    ("roles", Annotated[str | None, typer.Option(
-        help="Comma-separated roles: web,workers,projections,scheduler.", show_default=False)]),
+    (
+        "config_file",
+        Annotated[
+            Path | None,
+            typer.Option("--config", help="TOML file with bootstrap settings.", show_default=False),
+        ],
+    ),
+    (
+        "data_dir",
+        Annotated[
+            Path | None,
+            typer.Option(
+                help="Where embedded PostgreSQL, Redis and secrets live [default: ./var].",
+                show_default=False,
+            ),
+        ],
+    ),
+    (
+        "database_url",
+        Annotated[
+            str | None,
+            typer.Option(
+                help="External PostgreSQL with pgvector [default: embedded].", show_default=False
+            ),
+        ],
+    ),
+    (
+        "redis_url",
+        Annotated[
+            str | None, typer.Option(help="External Redis [default: embedded].", show_default=False)
+        ],
+    ),
+    (
+        "host",
+        Annotated[
+            str | None,
+            typer.Option(help="Listen address [default: 127.0.0.1].", show_default=False),
+        ],
+    ),
+    (
+        "port",
+        Annotated[
+            int | None, typer.Option(help="Listen port [default: 8080].", show_default=False)
+        ],
+    ),
+    (
+        "public_url",
+        Annotated[
+            str | None,
+            typer.Option(help="URL browsers and peers use to reach this pool.", show_default=False),
+        ],
+    ),
+    (
+        "roles",
+        Annotated[
+            str | None,
+            typer.Option(
+                help="Comma-separated roles: web,workers,projections,scheduler.", show_default=False
+            ),
+        ],
+    ),
 ]
 _BOOTSTRAP_NAMES = [name for name, _ in _BOOTSTRAP]
 
@@ -100,7 +144,9 @@ def pool_command(function: F) -> F:
 
     wrapper.__signature__ = signature.replace(parameters=own + extra)  # type: ignore[attr-defined]
     wrapper.__annotations__ = {
-        **{p.name: p.annotation for p in own}, **dict(_BOOTSTRAP), "return": None
+        **{p.name: p.annotation for p in own},
+        **dict(_BOOTSTRAP),
+        "return": None,
     }
     del wrapper.__wrapped__  # type: ignore[attr-defined]  # typer must see the new signature
     return wrapper  # type: ignore[return-value]
@@ -123,7 +169,8 @@ def opened(config: BootstrapConfig, *, with_redis: bool = False) -> Iterator[Poo
 
 def _setup_logging() -> None:
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stderr,
+        level=logging.INFO,
+        stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     logging.getLogger("pgserver").setLevel(logging.WARNING)
@@ -162,10 +209,16 @@ def _run_roles(config: BootstrapConfig, roles: tuple[str, ...], threads: int = 2
             logging.getLogger(__name__).info(
                 "pool %s serving on %s", pool.pool_id, config.effective_public_url
             )
-            server = _PoolServer(uvicorn.Config(
-                create_app(runtime), host=config.host, port=config.port, lifespan="off",
-                log_level="info", access_log=False,
-            ))
+            server = _PoolServer(
+                uvicorn.Config(
+                    create_app(runtime),
+                    host=config.host,
+                    port=config.port,
+                    lifespan="off",
+                    log_level="info",
+                    access_log=False,
+                )
+            )
             server.run()
         else:
             _wait_for_signal()
@@ -194,7 +247,7 @@ def _uvicorn_server_class() -> type:
     return PoolServer
 
 
-def _PoolServer(config: Any) -> Any:  # noqa: N802
+def _PoolServer(config: Any) -> Any:
     return _uvicorn_server_class()(config)
 
 
@@ -226,12 +279,23 @@ def settings_list(
     with opened(config) as pool:
         states = pool.settings.current()
     if as_json:
-        typer.echo(json.dumps([
-            {"key": s.spec.key, "value": s.value, "default": s.spec.default,
-             "type": s.spec.type.value, "scope": s.spec.scope.value, "page": s.spec.page.value,
-             "description": s.spec.description}
-            for s in states
-        ], indent=2))
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "key": s.spec.key,
+                        "value": s.value,
+                        "default": s.spec.default,
+                        "type": s.spec.type.value,
+                        "scope": s.spec.scope.value,
+                        "page": s.spec.page.value,
+                        "description": s.spec.description,
+                    }
+                    for s in states
+                ],
+                indent=2,
+            )
+        )
         return
     width = max(len(s.spec.key) for s in states)
     for s in states:
@@ -260,8 +324,10 @@ def settings_set(
 def _audit_line(entry: AuditEntry) -> str:
     when = entry.occurred_at.strftime("%Y-%m-%d %H:%M:%S")
     reason = f"  “{entry.reason}”" if entry.reason else ""
-    return (f"{entry.position:>7} {when} {entry.actor:<24} {entry.aggregate_type}."
-            f"{entry.event_type}{reason}")
+    return (
+        f"{entry.position:>7} {when} {entry.actor:<24} {entry.aggregate_type}."
+        f"{entry.event_type}{reason}"
+    )
 
 
 @audit_app.command("tail")
@@ -269,8 +335,9 @@ def _audit_line(entry: AuditEntry) -> str:
 def audit_tail(
     config: BootstrapConfig,
     lines: Annotated[int, typer.Option("-n", "--lines", min=1, max=10000)] = 20,
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing new events.")]
-    = False,
+    follow: Annotated[
+        bool, typer.Option("-f", "--follow", help="Keep printing new events.")
+    ] = False,
     actor: Annotated[str | None, typer.Option(help="Only this actor.")] = None,
 ) -> None:
     """The latest events of the audit trail, oldest first."""
