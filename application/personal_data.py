@@ -29,10 +29,9 @@ class PersonalDataService:
         """Forget a person: their data key goes, the erasure is recorded (and replicated)."""
         if not context.reason.strip():
             raise MissingReason("a reason is required to erase personal data")
-        with recording(context, self._store.pool_id):
-            # Erased before: recording it twice would add nothing.
-            with contextlib.suppress(ConcurrencyConflict):
-                self._store.store(Erasure(subject=subject))
+        # Erased before (a conflict): recording it twice would add nothing.
+        with recording(context, self._store.pool_id), contextlib.suppress(ConcurrencyConflict):
+            self._store.store(Erasure(subject=subject))
         # The event comes first: if the process dies here, the erasure projection deletes
         # the key when it applies the event (as it does for erasures replicated from peers).
         self._vault.forget(subject)
