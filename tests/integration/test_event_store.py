@@ -1,0 +1,84 @@
+"""The event store on real PostgreSQL: metadata, concurrency, configuration without os.environ."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from domain.context import CommandContext, recording
+from domain.errors import ConcurrencyConflict
+from domain.flags import REGISTRY
+from domain.settings import PoolSettings
+from infrastructure.bootstrap import Pool
+from infrastructure.eventstore import PoolEventStore, postgres_env
+
+ADMIN = CommandContext(actor="admin:alice", reason="raise the limit", correlation_id="c-42")
+
+
+def test_stored_events_carry_the_command_metadata(pool: Pool) -> None:
+    pool.settings.set_flag("api.rate_limit_per_minute", 300, ADMIN)
+
+    with pool.database.connection() as conn:
+        rows = conn.execute(
+            "SELECT topic, state FROM archipel_events ORDER BY notification_id"
+        ).fetchall()
+    assert [r["topic"].rsplit(".", 1)[-1] for r in rows] == ["Created", "FlagChanged"]
+    changed = pool.store.mapper.transcoder.decode(bytes(rows[-1]["state"]))
+    meta = changed["meta"]
+    assert meta["actor"] == "admin:alice"
+    assert meta["reason"] == "raise the limit"
+    assert meta["correlation_id"] == "c-42"
+    assert meta["origin_pool"] == pool.pool_id
+    assert meta["scope"] == "local"
+    assert set(meta) >= {"event_id", "causation_id", "occurred_at"}
+
+
+def test_conflicting_saves_surface_as_a_domain_error(pool: Pool) -> None:
+    pool.settings.set_flag("pool.debug", True, ADMIN)
+    aggregate_id = PoolSettings.create_id(pool.pool_id)
+    first = pool.store.load(aggregate_id, PoolSettings)
+    second = pool.store.load(aggregate_id, PoolSettings)
+    with recording(ADMIN, pool.pool_id):
+        first.change_flag(REGISTRY["pool.debug"], False)
+        second.change_flag(REGISTRY["auth.login_lockout_threshold"], 9)
+    pool.store.store(first)
+    with pytest.raises(ConcurrencyConflict):
+        pool.store.store(second)
+    # Nothing of the loser was stored, the winner's change is intact.
+    assert pool.settings.value("pool.debug") is False
+    assert pool.settings.value("auth.login_lockout_threshold") == 5
+
+
+def test_two_processes_worth_of_stores_see_each_others_writes(
+    pool: Pool, database_url: str
+) -> None:
+    # A second application object (as in another process) with an aggregate cache of its own.
+    other = PoolEventStore(postgres_env(database_url), pool_id=pool.pool_id)
+    try:
+        from application.settings import SettingsService
+
+        other_settings = SettingsService(other)
+        assert other_settings.value("pool.debug") is False
+        pool.settings.set_flag("pool.debug", True, ADMIN)
+        assert other_settings.value("pool.debug") is True  # the cache fast-forwards
+        other_settings.set_flag("pool.debug", False, ADMIN)
+        assert pool.settings.value("pool.debug") is False
+    finally:
+        other.close()
+
+
+def test_the_store_ignores_the_process_environment(
+    monkeypatch: pytest.MonkeyPatch, database_url: str, tmp_path: Path
+) -> None:
+    # Variables the library would honour if it read os.environ: they must change nothing.
+    monkeypatch.setitem(os.environ, "PERSISTENCE_MODULE", "eventsourcing.popo")
+    monkeypatch.setitem(os.environ, "POSTGRES_DBNAME", "does_not_exist")
+    monkeypatch.setitem(os.environ, "ARCHIPEL_POSTGRES_DBNAME", "does_not_exist")
+    store = PoolEventStore(postgres_env(database_url), pool_id="p")
+    try:
+        assert type(store.recorder).__module__ == "eventsourcing.postgres"
+        assert store.recorder.max_notification_id() in (None, 0)
+    finally:
+        store.close()
