@@ -132,7 +132,6 @@ def _open(config: BootstrapConfig, with_redis: bool, stops: list[Callable[[], No
     database = Database(database_url)
     database.open()
     stops.append(database.close)
-    database.ensure_vector()
 
     redis_client: redis.Redis | None = None
     background: Background | None = None
@@ -155,9 +154,10 @@ def _open(config: BootstrapConfig, with_redis: bool, stops: list[Callable[[], No
     schema: list[str] = [*CORE_SCHEMA, *POSITIONS_SCHEMA, *PERSON_KEYS_SCHEMA]
     for model in models:
         schema.extend(model.schema)
-    database.apply_schema(schema)
-
-    store = PoolEventStore(postgres_env(database_url), pool_id=database.pool_id())
+    with database.startup_lock():
+        database.ensure_vector()
+        database.apply_schema(schema)
+        store = PoolEventStore(postgres_env(database_url), pool_id=database.pool_id())
     stops.append(store.close)
     vault = PostgresPersonalDataVault(database, load_or_create_master_key(config.data_dir))
     notices = RedisNotices(redis_client) if redis_client is not None else None

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
@@ -59,11 +60,20 @@ class Database:
                 )
             conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
 
+    @contextmanager
+    def startup_lock(self) -> Iterator[None]:
+        """Serialise schema changes of processes starting at once (CREATE ... IF NOT EXISTS
+        still fails with "tuple concurrently updated" when two sessions run it together)."""
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            conn.execute("SELECT pg_advisory_lock(hashtext('archipel.startup'))")
+            try:
+                yield
+            finally:
+                conn.execute("SELECT pg_advisory_unlock(hashtext('archipel.startup'))")
+
     def apply_schema(self, statements: Iterable[str]) -> None:
         """Create our tables; every statement is idempotent (IF NOT EXISTS)."""
         with self.connection() as conn:
-            # Two processes starting at once must not race on CREATE TABLE.
-            conn.execute("SELECT pg_advisory_xact_lock(hashtext('archipel.schema'))")
             for statement in statements:
                 conn.execute(statement)
 

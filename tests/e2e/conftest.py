@@ -38,6 +38,7 @@ class PoolProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    extra_args: list[str] = field(default_factory=list)
 
     @property
     def url(self) -> str:
@@ -47,7 +48,15 @@ class PoolProcess:
         self.log_path = self.data_dir.parent / f"serve-{self.port}-{time.monotonic_ns()}.log"
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [ARCHIPEL, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+                [
+                    ARCHIPEL,
+                    "serve",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--port",
+                    str(self.port),
+                    *self.extra_args,
+                ],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
