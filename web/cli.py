@@ -192,7 +192,8 @@ def worker(
 ) -> None:
     """Run background workers only, as a separate process (scale-out)."""
     _setup_logging()
-    roles = config.roles if config.source_of("roles") != "default" else ("workers",)
+    # A config file's roles describe `serve`; only an explicit --roles changes a worker's.
+    roles = config.roles if config.source_of("roles") == "flag" else ("workers",)
     _run_roles(config, roles, threads)
 
 
