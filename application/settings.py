@@ -38,6 +38,18 @@ class SettingsService:
         spec = flag_spec(key, self._registry)
         return self._value(self._load(spec.scope), spec)
 
+    def int_value(self, key: str) -> int:
+        value = self.value(key)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{key} is not an int flag")
+        return value
+
+    def bool_value(self, key: str) -> bool:
+        value = self.value(key)
+        if not isinstance(value, bool):
+            raise TypeError(f"{key} is not a bool flag")
+        return value
+
     def set_flag(self, key: str, value: Any, context: CommandContext) -> FlagState:
         """Change one flag (a JSON-shaped value); no event when the value is unchanged."""
         spec = flag_spec(key, self._registry)

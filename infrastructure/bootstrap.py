@@ -16,20 +16,27 @@ from typing import Any
 
 import redis
 
+from application.admins import AdminService
 from application.automations import NotificationAutomation
+from application.onboarding import OnboardingService
 from application.personal_data import PersonalDataService
 from application.settings import SettingsService
 from infrastructure.background import Background
-from infrastructure.config import BootstrapConfig
+from infrastructure.config import BootstrapConfig, mask_url
 from infrastructure.crypto import (
     PERSON_KEYS_SCHEMA,
+    KeyedDigests,
     PostgresPersonalDataVault,
     load_or_create_master_key,
 )
 from infrastructure.database import CORE_SCHEMA, Database
 from infrastructure.embedded import EmbeddedPostgres, EmbeddedRedis
 from infrastructure.eventstore import PoolEventStore, postgres_env
+from infrastructure.identity import FileIdentityKeys
+from infrastructure.passwords import Argon2Passwords
 from infrastructure.scheduler import PeriodicJob, Scheduler
+from infrastructure.sessions import SESSIONS_SCHEMA, PostgresSessionStore, RedisLoginThrottle
+from projections.admins import AdminsView
 from projections.audit import AuditView
 from projections.erasure import ErasureView
 from projections.framework import (
@@ -74,8 +81,14 @@ class Pool:
     settings: SettingsService
     personal_data: PersonalDataService
     notifier: NotificationAutomation
-    redis: redis.Redis | None
-    background: Background | None
+    admins: AdminService
+    onboarding: OnboardingService
+    sessions: PostgresSessionStore
+    identity: FileIdentityKeys
+    redis: redis.Redis
+    redis_url: str
+    background: Background
+    master_key: bytes = field(repr=False)
     runners: dict[str, ProjectionRunner] = field(default_factory=dict)
     _stops: list[Callable[[], None]] = field(default_factory=list)
 
@@ -97,11 +110,18 @@ class Pool:
 
 def read_models(background: Background | None) -> list[ReadModel]:
     relay = background.relay if background is not None else None
-    return [SettingsView(), AuditView(), NotificationsView(), ErasureView(), OutboxView(relay)]
+    return [
+        SettingsView(),
+        AuditView(),
+        NotificationsView(),
+        AdminsView(),
+        ErasureView(),
+        OutboxView(relay),
+    ]
 
 
-def open_pool(config: BootstrapConfig, *, with_redis: bool = True) -> Pool:
-    """Connect to (or start) PostgreSQL and, when asked, Redis; build every service."""
+def open_pool(config: BootstrapConfig) -> Pool:
+    """Connect to (or start) PostgreSQL and Redis; build every service."""
     stops: list[Callable[[], None]] = []
 
     def undo() -> None:
@@ -112,7 +132,7 @@ def open_pool(config: BootstrapConfig, *, with_redis: bool = True) -> Pool:
                 log.exception("cleanup after failed start")
 
     try:
-        return _open(config, with_redis, stops)
+        return _open(config, stops)
     except StartupError:
         undo()
         raise
@@ -121,37 +141,48 @@ def open_pool(config: BootstrapConfig, *, with_redis: bool = True) -> Pool:
         raise StartupError(str(error)) from error
 
 
-def _open(config: BootstrapConfig, with_redis: bool, stops: list[Callable[[], None]]) -> Pool:
-    config.data_dir.mkdir(parents=True, exist_ok=True)
-    database_url = config.database_url
-    if database_url is None:
-        embedded_pg = EmbeddedPostgres(config.data_dir)
-        database_url = embedded_pg.start()
-        stops.append(embedded_pg.stop)
+def _start_postgres(config: BootstrapConfig, stops: list[Callable[[], None]]) -> str:
+    if config.database_url is not None:
+        return config.database_url
+    embedded = EmbeddedPostgres(config.data_dir)
+    url = embedded.start()
+    stops.append(embedded.stop)
+    return url
 
+
+def _start_redis(config: BootstrapConfig, stops: list[Callable[[], None]]) -> str:
+    if config.redis_url is not None:
+        return config.redis_url
+    embedded = EmbeddedRedis(config.data_dir)
+    url = embedded.start()
+    stops.append(embedded.stop)
+    return url
+
+
+def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    database_url = _start_postgres(config, stops)
     database = Database(database_url)
     database.open()
     stops.append(database.close)
 
-    redis_client: redis.Redis | None = None
-    background: Background | None = None
-    if with_redis:
-        redis_url = config.redis_url
-        if redis_url is None:
-            embedded_redis = EmbeddedRedis(config.data_dir)
-            redis_url = embedded_redis.start()
-            stops.append(embedded_redis.stop)
-        redis_client = redis.Redis.from_url(redis_url, socket_timeout=5)
-        try:
-            redis_client.ping()
-        except redis.RedisError as error:
-            raise StartupError(f"cannot reach Redis at {redis_url}: {error}") from error
-        stops.append(redis_client.close)
-        background = Background(redis_url, database)
-        stops.append(background.close)
+    redis_url = _start_redis(config, stops)
+    redis_client = redis.Redis.from_url(redis_url, socket_timeout=5)
+    try:
+        redis_client.ping()
+    except redis.RedisError as error:
+        raise StartupError(f"cannot reach Redis at {mask_url(redis_url)}: {error}") from error
+    stops.append(redis_client.close)
+    background = Background(redis_url, database)
+    stops.append(background.close)
 
     models = read_models(background)
-    schema: list[str] = [*CORE_SCHEMA, *POSITIONS_SCHEMA, *PERSON_KEYS_SCHEMA]
+    schema: list[str] = [
+        *CORE_SCHEMA,
+        *POSITIONS_SCHEMA,
+        *PERSON_KEYS_SCHEMA,
+        *SESSIONS_SCHEMA,
+    ]
     for model in models:
         schema.extend(model.schema)
     with database.startup_lock():
@@ -159,8 +190,22 @@ def _open(config: BootstrapConfig, with_redis: bool, stops: list[Callable[[], No
         database.apply_schema(schema)
         store = PoolEventStore(postgres_env(database_url), pool_id=database.pool_id())
     stops.append(store.close)
-    vault = PostgresPersonalDataVault(database, load_or_create_master_key(config.data_dir))
-    notices = RedisNotices(redis_client) if redis_client is not None else None
+
+    master_key = load_or_create_master_key(config.data_dir)
+    personal_data = PersonalDataService(store, PostgresPersonalDataVault(database, master_key))
+    settings = SettingsService(store)
+    sessions = PostgresSessionStore(database, redis_client)
+    admins = AdminService(
+        store,
+        personal_data,
+        Argon2Passwords(),
+        KeyedDigests(master_key),
+        sessions,
+        RedisLoginThrottle(redis_client),
+        settings,
+    )
+    identity = FileIdentityKeys(config.data_dir, master_key)
+    notices = RedisNotices(redis_client)
     runners = {
         model.name: ProjectionRunner(
             database, StoreEventSource(store, database_url), model, notices
@@ -171,16 +216,21 @@ def _open(config: BootstrapConfig, with_redis: bool, stops: list[Callable[[], No
         config=config,
         database=database,
         store=store,
-        settings=SettingsService(store),
-        personal_data=PersonalDataService(store, vault),
+        settings=settings,
+        personal_data=personal_data,
         notifier=NotificationAutomation(store),
+        admins=admins,
+        onboarding=OnboardingService(store, admins, identity),
+        sessions=sessions,
+        identity=identity,
         redis=redis_client,
+        redis_url=redis_url,
         background=background,
+        master_key=master_key,
         runners=runners,
         _stops=stops,
     )
-    if background is not None:
-        _register_actors(pool, background)
+    _register_actors(pool, background)
     return pool
 
 
@@ -189,6 +239,19 @@ def _register_actors(pool: Pool, background: Background) -> None:
         pool.notifier.announce_flag_change(message["payload"], message["meta"])
 
     background.register("announce_flag_change", announce_flag_change)
+
+
+NOTICE_RETENTION_SECONDS = 3600
+
+
+def prune(pool: Pool) -> None:
+    with pool.database.connection() as conn:
+        conn.execute(
+            "DELETE FROM change_notices WHERE recorded_at < now() - make_interval(secs => %s)",
+            (NOTICE_RETENTION_SECONDS,),
+        )
+    hours = pool.settings.int_value("auth.session_absolute_timeout_hours")
+    pool.sessions.expire_stale(hours * 3600)
 
 
 class PoolRuntime:
@@ -207,8 +270,6 @@ class PoolRuntime:
             for runner in self.pool.runners.values():
                 self._spawn(f"projection-{runner.name}", runner.run)
         if "workers" in self.roles:
-            if self.pool.background is None:
-                raise StartupError("the workers role needs Redis")
             self.pool.background.start_worker(self.worker_threads)
         if "scheduler" in self.roles:
             self.scheduler = Scheduler(self.pool.database.url, self._periodic_jobs())
@@ -236,8 +297,7 @@ class PoolRuntime:
 
     def stop(self) -> None:
         self._stop.set()
-        if self.pool.background is not None:
-            self.pool.background.stop_worker()
+        self.pool.background.stop_worker()
         for thread in self._threads:
             thread.join(timeout=10)
         self._threads.clear()
@@ -250,11 +310,10 @@ class PoolRuntime:
                 conn.execute("SELECT 1")
         except Exception as error:
             problems["database"] = f"unreachable: {error}"
-        if self.pool.redis is not None:
-            try:
-                self.pool.redis.ping()
-            except Exception as error:
-                problems["redis"] = f"unreachable: {error}"
+        try:
+            self.pool.redis.ping()
+        except Exception as error:
+            problems["redis"] = f"unreachable: {error}"
         if problems["database"] is None:
             problems["projections"] = self._projection_problem()
         return problems

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import os
 from pathlib import Path
 
@@ -86,3 +88,18 @@ class PostgresPersonalDataVault:
             if row is None:
                 return None
             return bytes(self._master.decrypt(bytes(row["wrapped_key"])))
+
+
+def derive_key(master_key: bytes, purpose: str) -> bytes:
+    """A sub-key for one purpose, so that no two uses share a key."""
+    return hmac.new(master_key, f"archipel/{purpose}/v1".encode(), hashlib.sha256).digest()
+
+
+class KeyedDigests:
+    """HMAC-SHA256 digests: e-mail lookups without storing e-mail addresses in clear."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._email_key = derive_key(master_key, "email-digest")
+
+    def email(self, email: str) -> str:
+        return hmac.new(self._email_key, email.encode("utf-8"), hashlib.sha256).hexdigest()

@@ -32,6 +32,14 @@ POSITIONS_SCHEMA = (
         name text PRIMARY KEY,
         position bigint NOT NULL DEFAULT 0,
         updated_at timestamptz NOT NULL DEFAULT now())""",
+    # Change notices are kept for a while so a live client that reconnects gets what it
+    # missed; older than that, it is told to resync.
+    """CREATE TABLE IF NOT EXISTS change_notices (
+        position bigint NOT NULL,
+        view text NOT NULL,
+        key text NOT NULL,
+        recorded_at timestamptz NOT NULL DEFAULT now())""",
+    "CREATE INDEX IF NOT EXISTS change_notices_position ON change_notices (position)",
 )
 
 
@@ -169,6 +177,12 @@ class ProjectionRunner:
             with conn.cursor() as cur:
                 for recorded in events:
                     notices.extend(self.model.apply(cur, recorded))
+            if notices:
+                with conn.cursor() as cur:
+                    cur.executemany(
+                        "INSERT INTO change_notices (position, view, key) VALUES (%s, %s, %s)",
+                        [(n.position, n.view, n.key) for n in notices],
+                    )
             if new_position != position:
                 conn.execute(
                     "UPDATE projection_positions SET position = %s, updated_at = now() "
@@ -201,6 +215,7 @@ class ProjectionRunner:
             )
             for table in self.model.tables:
                 conn.execute(f"TRUNCATE {table}")
+            conn.execute("DELETE FROM change_notices WHERE view = %s", (self.name,))
             conn.execute(
                 "UPDATE projection_positions SET position = 0, updated_at = now() WHERE name = %s",
                 (self.name,),

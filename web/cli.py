@@ -159,8 +159,8 @@ def cli_actor() -> str:
 
 
 @contextmanager
-def opened(config: BootstrapConfig, *, with_redis: bool = False) -> Iterator[Pool]:
-    pool = open_pool(config, with_redis=with_redis)
+def opened(config: BootstrapConfig) -> Iterator[Pool]:
+    pool = open_pool(config)
     try:
         yield pool
     finally:
@@ -198,7 +198,7 @@ def worker(
 
 
 def _run_roles(config: BootstrapConfig, roles: tuple[str, ...], threads: int = 2) -> None:
-    pool = open_pool(config, with_redis=True)
+    pool = open_pool(config)
     runtime = PoolRuntime(pool, roles, worker_threads=threads)
     try:
         runtime.start()

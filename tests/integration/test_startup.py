@@ -18,7 +18,7 @@ def test_concurrent_starts_on_a_fresh_database_all_succeed(
 
     def start() -> None:
         try:
-            pools.append(open_pool(config, with_redis=False))
+            pools.append(open_pool(config))
         except BaseException as error:
             errors.append(error)
 
