@@ -110,6 +110,9 @@ def query_audit(
     event_type: str | None = None,
     correlation_id: str | None = None,
     newest_first: bool = True,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    before: int | None = None,
 ) -> list[AuditEntry]:
     clauses: list[str] = []
     params: list[object] = []
@@ -121,9 +124,15 @@ def query_audit(
         if value:
             clauses.append(f"{column} = %s")
             params.append(value)
-    if after is not None:
-        clauses.append("position > %s")
-        params.append(after)
+    for clause, bound in (
+        ("position > %s", after),
+        ("position < %s", before),
+        ("occurred_at >= %s", since),
+        ("occurred_at < %s", until),
+    ):
+        if bound is not None:
+            clauses.append(clause)
+            params.append(bound)
     where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
     order = "DESC" if newest_first else "ASC"
     rows = conn.execute(

@@ -1,19 +1,94 @@
-"""The FastAPI application of a pool. This issue: health, readiness and metrics."""
+"""The FastAPI application of a pool: admin API, live stream, health and metrics."""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from infrastructure.bootstrap import PoolRuntime
-from web.metrics import render_metrics
+from web.deps import WebContext
+from web.errors import error_body, install_error_handlers
+from web.metrics import HttpMetrics
+from web.routers import admins, audit, auth, onboarding, overview, settings, stream
+from web.security import CSRF_HEADER, UNSAFE_METHODS, CsrfTokens, same_origin
+from web.stream import NoticeHub
+
+# Paths that answer before the first admin exists.
+_OPEN_BEFORE_ONBOARDING = ("/api/onboarding", "/api/auth/csrf")
+_API_PREFIXES = ("/api/", "/federation/", "/v1/", "/ollama/")
 
 
 def create_app(runtime: PoolRuntime) -> FastAPI:
-    app = FastAPI(title="Archipel", version="0.1.0", docs_url=None, redoc_url=None)
-    app.state.runtime = runtime
+    pool = runtime.pool
+    hub = NoticeHub(pool.redis_url, pool.database)
+    web = WebContext(runtime=runtime, csrf=CsrfTokens(pool.master_key), hub=hub)
+    metrics = HttpMetrics(runtime, live_clients=lambda: len(hub.clients))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = FastAPI(
+        title="Archipel",
+        version="0.1.0",
+        description="Admin API of an Archipel pool. State changes need the session cookie, "
+        f"the `{CSRF_HEADER}` header and a same-origin `Origin`.",
+        docs_url=None,
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.web = web
+    install_error_handlers(app)
+
+    @app.middleware("http")
+    async def csrf_and_origin(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        if request.method in UNSAFE_METHODS and request.url.path.startswith("/api/"):
+            refusal = _csrf_refusal(web, request)
+            if refusal is not None:
+                return JSONResponse(error_body(refusal, "csrf_failed"), status_code=403)
+        return await call_next(request)
+
+    @app.middleware("http")
+    async def onboarding_gate(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        path = request.url.path
+        if (
+            path.startswith(_API_PREFIXES)
+            and not path.startswith(_OPEN_BEFORE_ONBOARDING)
+            and not await _has_admin(web)
+        ):
+            return JSONResponse(
+                error_body(
+                    "this pool is not set up yet: finish onboarding first", "onboarding_required"
+                ),
+                status_code=403,
+            )
+        return await call_next(request)
+
+    app.middleware("http")(metrics.middleware)
+
+    for router in (
+        onboarding.router,
+        auth.router,
+        admins.router,
+        settings.router,
+        audit.router,
+        overview.router,
+        stream.router,
+    ):
+        app.include_router(router)
 
     @app.get("/healthz", operation_id="healthz", tags=["health"])
     def healthz() -> dict[str, str]:
@@ -42,8 +117,29 @@ def create_app(runtime: PoolRuntime) -> FastAPI:
         return body
 
     @app.get("/metrics", operation_id="metrics", tags=["health"], response_class=Response)
-    def metrics() -> Response:
-        """Prometheus metrics of this pool."""
-        return Response(render_metrics(runtime), media_type="text/plain; version=0.0.4")
+    def metrics_endpoint() -> Response:
+        """Prometheus metrics of this pool and this process."""
+        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return app
+
+
+async def _has_admin(web: WebContext) -> bool:
+    return await asyncio.to_thread(web.pool.onboarding.has_admin)
+
+
+def _csrf_refusal(web: WebContext, request: Request) -> str | None:
+    """Why this state-changing request is refused, or None when it may go on."""
+    if not same_origin(request, web.public_url()):
+        return "cross-origin or missing Origin header on a state-changing request"
+    token = request.headers.get(CSRF_HEADER)
+    if not token:
+        return f"missing {CSRF_HEADER} header (GET /api/auth/csrf gives one)"
+    cookies = web.cookies()
+    session_id = request.cookies.get(cookies.session_name)
+    if session_id and web.csrf.valid("session", session_id, token):
+        return None
+    pre = request.cookies.get(cookies.pre_session_name)
+    if pre and web.csrf.valid("pre", pre, token):
+        return None
+    return f"invalid {CSRF_HEADER} for this session"

@@ -215,7 +215,7 @@ def _run_roles(config: BootstrapConfig, roles: tuple[str, ...], threads: int = 2
                     create_app(runtime),
                     host=config.host,
                     port=config.port,
-                    lifespan="off",
+                    lifespan="on",
                     log_level="info",
                     access_log=False,
                 )

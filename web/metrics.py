@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Awaitable, Callable, Iterator
 
-from prometheus_client import CollectorRegistry, generate_latest
+from fastapi import Request, Response
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -12,15 +14,21 @@ from infrastructure.bootstrap import PoolRuntime
 
 
 class PoolCollector(Collector):
-    def __init__(self, runtime: PoolRuntime) -> None:
+    """Figures read at scrape time: events, projection lag, scheduler, outbox, live clients."""
+
+    def __init__(self, runtime: PoolRuntime, live_clients: Callable[[], int]) -> None:
         self._runtime = runtime
+        self._live_clients = live_clients
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         pool = self._runtime.pool
-        head = GaugeMetricFamily("archipel_event_store_head", "Position of the newest stored event")
         head_position = int(pool.store.recorder.max_notification_id() or 0)
-        head.add_metric([], head_position)
-        yield head
+        yield self._gauge(
+            "archipel_event_store_head", "Position of the newest stored event", head_position
+        )
+        yield self._gauge(
+            "archipel_events_recorded", "Events recorded in this pool's store", head_position
+        )
         lag = GaugeMetricFamily(
             "archipel_projection_lag_events", "Events not yet in each read model", labels=["view"]
         )
@@ -33,20 +41,65 @@ class PoolCollector(Collector):
             lag.add_metric([runner.name], max(0, head_position - at))
         yield position
         yield lag
-        leader = GaugeMetricFamily(
-            "archipel_scheduler_leader", "1 if this process is the pool's scheduler"
-        )
         scheduler = self._runtime.scheduler
-        leader.add_metric([], 1 if scheduler is not None and scheduler.is_leader else 0)
-        yield leader
+        yield self._gauge(
+            "archipel_scheduler_leader",
+            "1 if this process is the pool's scheduler",
+            1 if scheduler is not None and scheduler.is_leader else 0,
+        )
         with pool.database.connection() as conn:
             row = conn.execute("SELECT count(*) AS n FROM outbox WHERE sent_at IS NULL").fetchone()
-        unsent = GaugeMetricFamily("archipel_outbox_unsent", "Background messages not yet sent")
-        unsent.add_metric([], int(row["n"]) if row else 0)
-        yield unsent
+        yield self._gauge(
+            "archipel_outbox_unsent",
+            "Background messages not yet sent",
+            int(row["n"]) if row else 0,
+        )
+        yield self._gauge(
+            "archipel_sse_clients",
+            "Live SSE clients connected to this process",
+            self._live_clients(),
+        )
+
+    @staticmethod
+    def _gauge(name: str, documentation: str, value: float) -> GaugeMetricFamily:
+        gauge = GaugeMetricFamily(name, documentation)
+        gauge.add_metric([], value)
+        return gauge
 
 
-def render_metrics(runtime: PoolRuntime) -> bytes:
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(PoolCollector(runtime))
-    return generate_latest(registry)
+class HttpMetrics:
+    def __init__(self, runtime: PoolRuntime, live_clients: Callable[[], int]) -> None:
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.requests = Counter(
+            "archipel_http_requests",
+            "HTTP requests by route and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "archipel_http_request_duration_seconds",
+            "HTTP request latency by route",
+            ["method", "route"],
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+        )
+        self.registry.register(PoolCollector(runtime, live_clients))
+
+    async def middleware(
+        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await call_next(request)
+            status = response.status_code
+            return response
+        finally:
+            route = request.scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            if template != "/api/stream":  # a stream's duration is its lifetime, not latency
+                self.latency.labels(request.method, template).observe(time.perf_counter() - started)
+            self.requests.labels(request.method, template, str(status)).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,171 @@
+"""Request and response models of the admin API (families: XCreate, XUpdate, XPublic)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+FlagValueModel = bool | int | float | str | list[str]
+
+
+class Reasoned(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="Why: kept in the audit.")
+
+
+class AdminPublic(BaseModel):
+    id: str
+    email: str
+    display_name: str
+    status: str
+    created_at: datetime | None = None
+    last_login_at: datetime | None = None
+
+
+class AdminsPublic(BaseModel):
+    items: list[AdminPublic]
+
+
+class AdminCreate(Reasoned):
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    display_name: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class LoginRequest(BaseModel):
+    email: str = Field(min_length=1, max_length=254)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class SessionPublic(BaseModel):
+    admin: AdminPublic
+    csrf_token: str
+
+
+class CsrfPublic(BaseModel):
+    csrf_token: str
+
+
+class PasswordChange(BaseModel):
+    old_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Field(min_length=1, max_length=1024)
+
+
+class FlagChangePublic(BaseModel):
+    actor: str
+    reason: str
+    at: datetime
+
+
+class FlagPublic(BaseModel):
+    key: str
+    type: str
+    value: FlagValueModel
+    default: FlagValueModel
+    is_default: bool
+    scope: str
+    page: str
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: list[str] = []
+    unit: str = ""
+    max_length: int | None = None
+    last_change: FlagChangePublic | None = None
+
+
+class FlagsPublic(BaseModel):
+    items: list[FlagPublic]
+
+
+class FlagUpdate(Reasoned):
+    value: FlagValueModel
+
+
+class AuditEntryPublic(BaseModel):
+    position: int
+    event_id: str | None
+    occurred_at: datetime
+    event_type: str
+    aggregate_type: str
+    aggregate_id: str
+    actor: str
+    reason: str
+    correlation_id: str | None
+    causation_id: str | None
+    origin_pool: str | None
+    scope: str | None
+    payload: dict[str, Any]
+
+
+class AuditPagePublic(BaseModel):
+    items: list[AuditEntryPublic]
+    next_cursor: int | None = Field(
+        description="Pass as `cursor` for the next (older) page; null on the last page."
+    )
+
+
+class OnboardingStepPublic(BaseModel):
+    step: str
+    required: bool
+    status: str
+    arrives_with: str | None
+
+
+class OnboardingPublic(BaseModel):
+    completed: bool
+    has_admin: bool
+    next_step: str | None
+    steps: list[OnboardingStepPublic]
+    pool_name: str
+    site: str
+    public_url: str
+    key_id: str
+    public_key: str
+
+
+class FirstAdminCreate(BaseModel):
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    display_name: str = Field(min_length=1, max_length=100)
+    password: str = Field(min_length=1, max_length=1024)
+
+
+class FirstAdminCreated(BaseModel):
+    onboarding: OnboardingPublic
+    session: SessionPublic
+
+
+class PoolNaming(BaseModel):
+    pool_name: str = Field(min_length=1, max_length=64)
+    site: str = Field(min_length=1, max_length=64)
+
+
+class PublicUrlSetting(BaseModel):
+    public_url: str = Field(min_length=1, max_length=300)
+
+
+class ProjectionPublic(BaseModel):
+    view: str
+    position: int
+    lag: int
+
+
+class PoolIdentityPublic(BaseModel):
+    id: str
+    name: str
+    site: str
+    public_url: str
+    key_id: str
+
+
+class OverviewPublic(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"description": "The pool's KPIs so far."})
+    pool: PoolIdentityPublic
+    admins_active: int
+    admins_total: int
+    flags_changed_24h: int
+    events_recorded: int
+    projections: list[ProjectionPublic]
+    uptime_seconds: float
+    live_clients: int
