@@ -17,6 +17,8 @@ import httpx
 import psutil
 import pytest
 
+from tests.e2e.admin_client import AdminClient
+
 ARCHIPEL = str(Path(sys.executable).parent / "archipel")
 
 
@@ -92,6 +94,13 @@ class PoolProcess:
                 raise
         return int(self.process.returncode)
 
+    def database_url(self) -> str:
+        """The embedded PostgreSQL of this pool (tests use it to age sessions, etc.)."""
+        return f"postgresql://postgres:@/archipel?host={self.data_dir / 'postgres'}"
+
+    def redis_url(self) -> str:
+        return f"unix://{self.data_dir / 'redis' / 'redis.sock'}"
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         return archipel(*args, "--data-dir", str(self.data_dir))
 
@@ -107,11 +116,31 @@ def workdir() -> Iterator[Path]:
 def pool_process(workdir: Path) -> Iterator[PoolProcess]:
     pool = PoolProcess(workdir / "var")
     yield pool
+    shut_down(pool)
+
+
+def shut_down(pool: PoolProcess) -> None:
     if pool.process is not None and pool.process.poll() is None:
         pool.stop()
     # A test that failed after a SIGKILL may leave embedded servers behind: end them.
     for leftover in embedded_servers(pool.data_dir):
         leftover.terminate()
+
+
+@pytest.fixture(scope="module")
+def onboarded() -> Iterator[tuple[PoolProcess, AdminClient]]:
+    """One pool per test module, onboarded, with its first admin logged in."""
+    base = Path(tempfile.mkdtemp(prefix="archipel-e2e-", dir="/tmp"))
+    pool = PoolProcess(base / "var")
+    pool.start()
+    admin = AdminClient(pool.url)
+    try:
+        admin.onboard()
+        yield pool, admin
+    finally:
+        admin.close()
+        shut_down(pool)
+        shutil.rmtree(base, ignore_errors=True)
 
 
 def embedded_servers(data_dir: Path) -> list[psutil.Process]:
