@@ -15,6 +15,7 @@ from web.deps import WebContext
 from web.errors import error_body, install_error_handlers
 from web.metrics import HttpMetrics
 from web.routers import admins, audit, auth, onboarding, overview, settings, stream
+from web.schemas import ERROR_RESPONSES
 from web.security import CSRF_HEADER, UNSAFE_METHODS, CsrfTokens, same_origin
 from web.stream import NoticeHub
 
@@ -88,7 +89,7 @@ def create_app(runtime: PoolRuntime) -> FastAPI:
         overview.router,
         stream.router,
     ):
-        app.include_router(router)
+        app.include_router(router, responses=ERROR_RESPONSES)
 
     @app.get("/healthz", operation_id="healthz", tags=["health"])
     def healthz() -> dict[str, str]:

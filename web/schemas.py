@@ -169,3 +169,31 @@ class OverviewPublic(BaseModel):
     projections: list[ProjectionPublic]
     uptime_seconds: float
     live_clients: int
+
+
+class FieldErrorPublic(BaseModel):
+    field: str
+    message: str
+
+
+class ErrorPublic(BaseModel):
+    """Every error response: a sentence for people and a stable code for programs."""
+
+    detail: str
+    code: str
+    errors: list[FieldErrorPublic] | None = Field(
+        default=None, description="For validation errors: each field and its problem."
+    )
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorPublic, "description": description}
+    for status, description in (
+        (401, "Not logged in, or the session has ended"),
+        (403, "Refused: CSRF/Origin check, onboarding not finished, or account disabled"),
+        (404, "No such resource"),
+        (409, "Conflicts with the current state (someone else changed it first, ...)"),
+        (422, "Invalid input; `detail` says what and where"),
+        (429, "Too many attempts; see Retry-After"),
+    )
+}
