@@ -1,4 +1,4 @@
-"""The FastAPI application of a pool: admin API, live stream, health and metrics."""
+"""The FastAPI application of a pool: admin API, live stream, health, metrics and the SPA."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from infrastructure.bootstrap import PoolRuntime
 from web.deps import WebContext
 from web.errors import error_body, install_error_handlers
 from web.metrics import HttpMetrics
-from web.routers import admins, audit, auth, onboarding, overview, settings, stream
+from web.routers import admins, audit, auth, health, onboarding, overview, settings, stream
 from web.schemas import ERROR_RESPONSES
 from web.security import CSRF_HEADER, UNSAFE_METHODS, CsrfTokens, same_origin
+from web.spa import mount_spa
 from web.stream import NoticeHub
 
 # Paths that answer before the first admin exists.
@@ -24,20 +25,8 @@ _OPEN_BEFORE_ONBOARDING = ("/api/onboarding", "/api/auth/csrf")
 _API_PREFIXES = ("/api/", "/federation/", "/v1/", "/ollama/")
 
 
-def create_app(runtime: PoolRuntime) -> FastAPI:
-    pool = runtime.pool
-    hub = NoticeHub(pool.redis_url, pool.database)
-    web = WebContext(runtime=runtime, csrf=CsrfTokens(pool.master_key), hub=hub)
-    metrics = HttpMetrics(runtime, live_clients=lambda: len(hub.clients))
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await hub.start()
-        try:
-            yield
-        finally:
-            await hub.stop()
-
+def build_api(lifespan: Any = None) -> FastAPI:
+    """Routes, models and error handling: everything the OpenAPI document describes."""
     app = FastAPI(
         title="Archipel",
         version="0.1.0",
@@ -47,8 +36,37 @@ def create_app(runtime: PoolRuntime) -> FastAPI:
         redoc_url=None,
         lifespan=lifespan,
     )
-    app.state.web = web
     install_error_handlers(app)
+    for router in (
+        onboarding.router,
+        auth.router,
+        admins.router,
+        settings.router,
+        audit.router,
+        overview.router,
+        stream.router,
+    ):
+        app.include_router(router, responses=ERROR_RESPONSES)
+    app.include_router(health.router)
+    return app
+
+
+def create_app(runtime: PoolRuntime) -> FastAPI:
+    pool = runtime.pool
+    hub = NoticeHub(pool.redis_url, pool.database)
+    metrics = HttpMetrics(runtime, live_clients=lambda: len(hub.clients))
+    web = WebContext(runtime=runtime, csrf=CsrfTokens(pool.master_key), hub=hub, metrics=metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await hub.start()
+        try:
+            yield
+        finally:
+            await hub.stop()
+
+    app = build_api(lifespan)
+    app.state.web = web
 
     @app.middleware("http")
     async def csrf_and_origin(
@@ -68,7 +86,7 @@ def create_app(runtime: PoolRuntime) -> FastAPI:
         if (
             path.startswith(_API_PREFIXES)
             and not path.startswith(_OPEN_BEFORE_ONBOARDING)
-            and not await _has_admin(web)
+            and not await asyncio.to_thread(web.pool.onboarding.has_admin)
         ):
             return JSONResponse(
                 error_body(
@@ -79,54 +97,8 @@ def create_app(runtime: PoolRuntime) -> FastAPI:
         return await call_next(request)
 
     app.middleware("http")(metrics.middleware)
-
-    for router in (
-        onboarding.router,
-        auth.router,
-        admins.router,
-        settings.router,
-        audit.router,
-        overview.router,
-        stream.router,
-    ):
-        app.include_router(router, responses=ERROR_RESPONSES)
-
-    @app.get("/healthz", operation_id="healthz", tags=["health"])
-    def healthz() -> dict[str, str]:
-        """The process is alive."""
-        return {"status": "ok"}
-
-    @app.get(
-        "/readyz",
-        operation_id="readyz",
-        tags=["health"],
-        responses={503: {"description": "A part is not ready; `failing` names it"}},
-    )
-    def readyz() -> Any:
-        """Database, Redis and read models are ready (503 naming what is not)."""
-        checks = runtime.readiness()
-        failing = {part: problem for part, problem in checks.items() if problem}
-        body: dict[str, Any] = {
-            "status": "ok" if not failing else "unavailable",
-            "checks": {part: problem or "ok" for part, problem in checks.items()},
-        }
-        if failing:
-            body["failing"] = sorted(failing)
-            body["detail"] = "; ".join(f"{part}: {problem}" for part, problem in failing.items())
-            body["code"] = "not_ready"
-            return JSONResponse(body, status_code=503)
-        return body
-
-    @app.get("/metrics", operation_id="metrics", tags=["health"], response_class=Response)
-    def metrics_endpoint() -> Response:
-        """Prometheus metrics of this pool and this process."""
-        return Response(metrics.render(), media_type="text/plain; version=0.0.4")
-
+    mount_spa(app)  # last: it answers every path no route took
     return app
-
-
-async def _has_admin(web: WebContext) -> bool:
-    return await asyncio.to_thread(web.pool.onboarding.has_admin)
 
 
 def _csrf_refusal(web: WebContext, request: Request) -> str | None:

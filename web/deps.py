@@ -12,6 +12,7 @@ from application.admins import NotAuthenticated
 from domain.admins import Admin
 from domain.context import CommandContext
 from infrastructure.bootstrap import Pool, PoolRuntime
+from web.metrics import HttpMetrics
 from web.security import CookiePolicy, CsrfTokens, cookie_policy
 from web.stream import NoticeHub
 
@@ -21,6 +22,7 @@ class WebContext:
     runtime: PoolRuntime
     csrf: CsrfTokens
     hub: NoticeHub
+    metrics: HttpMetrics
     started_at: float = field(default_factory=time.time)
     _public_url: tuple[float, str] | None = None
 
