@@ -276,19 +276,21 @@ class PoolRuntime:
             self._spawn("scheduler", self.scheduler.run)
 
     def _periodic_jobs(self) -> list[PeriodicJob]:
-        jobs: list[PeriodicJob] = []
-        background = self.pool.background
-        if background is not None:
+        pool = self.pool
+        return [
             # Safety net of the outbox: messages whose send was cut short by a crash.
-            jobs.append(
-                PeriodicJob(
-                    "outbox-relay",
-                    interval=lambda: 5.0,
-                    enabled=lambda: True,
-                    run=lambda: background.relay(older_than_seconds=10),
-                )
-            )
-        return jobs
+            PeriodicJob(
+                "outbox-relay",
+                interval=lambda: 5.0,
+                enabled=lambda: True,
+                run=lambda: pool.background.relay(older_than_seconds=10),
+            ),
+            # Housekeeping: change notices older than live clients may resume from, and
+            # sessions past any absolute timeout.
+            PeriodicJob(
+                "prune", interval=lambda: 60.0, enabled=lambda: True, run=lambda: prune(pool)
+            ),
+        ]
 
     def _spawn(self, name: str, target: Callable[[threading.Event], None]) -> None:
         thread = threading.Thread(target=target, args=(self._stop,), name=name, daemon=True)
