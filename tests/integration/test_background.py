@@ -146,3 +146,30 @@ def test_metrics_show_lag_and_leadership(pool: Pool, runtime: PoolRuntime) -> No
     assert "archipel_event_store_head 3.0" in text
     assert "archipel_scheduler_leader 1.0" in text
     assert "archipel_outbox_unsent 0.0" in text
+
+
+def test_prune_drops_old_notices_and_expired_sessions(pool: Pool) -> None:
+    from infrastructure.bootstrap import prune
+
+    pool.settings.set_flag("pool.debug", True, ADMIN)
+    pool.runner("settings").catch_up()
+    old_session = pool.sessions.open("some-admin", "127.0.0.1")
+    fresh_session = pool.sessions.open("some-admin", "127.0.0.1")
+    with pool.database.connection() as conn:
+        conn.execute("UPDATE change_notices SET recorded_at = now() - interval '2 hours'")
+        conn.execute(
+            "UPDATE admin_sessions SET created_at = now() - interval '13 hours' "
+            "WHERE id_hash = encode(sha256(%s::bytea), 'hex')",
+            (old_session,),
+        )
+    pool.settings.set_flag("pool.debug", False, ADMIN)
+    pool.runner("settings").catch_up()
+
+    prune(pool)
+
+    with pool.database.connection() as conn:
+        notices = conn.execute("SELECT key FROM change_notices").fetchall()
+        sessions = conn.execute("SELECT count(*) AS n FROM admin_sessions").fetchone()
+    assert notices == [{"key": "pool.debug"}]  # only the recent one is kept
+    assert sessions == {"n": 1}
+    assert pool.sessions.find(fresh_session, 1800, 43200) == "some-admin"
