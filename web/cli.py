@@ -399,6 +399,80 @@ def audit_replay(config: BootstrapConfig) -> None:
                 typer.echo(f"{runner.name}: rebuilt up to event {position}")
 
 
+@app.command("worker-sim")
+def worker_sim(
+    host: Annotated[str, typer.Option(help="Listen address.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="First worker's port.")] = 11434,
+    count: Annotated[int, typer.Option(min=1, max=5000, help="Workers, on consecutive ports.")] = 1,
+    tokens_per_second: Annotated[float, typer.Option(min=0, help="Generation speed.")] = 40.0,
+    first_token_ms: Annotated[
+        float, typer.Option(min=0, help="Latency to the first token.")
+    ] = 120.0,
+    failure_rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of requests answered with a 500.")
+    ] = 0.0,
+    mode: Annotated[str, typer.Option(help="normal, slow or hung.")] = "normal",
+    vary_speed: Annotated[bool, typer.Option(help="Spread speeds from 0.5x to 2x.")] = False,
+    models: Annotated[
+        str | None, typer.Option(help="Installed models (comma-separated) instead of defaults.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated failures.")] = 0,
+) -> None:
+    """Serve simulated Ollama workers: a real HTTP server for tests, demos and load tests."""
+    import asyncio
+
+    from infrastructure.worker_sim import (
+        DEFAULT_MODELS,
+        MODES,
+        PULLABLE,
+        SimModel,
+        SimOptions,
+        WorkerSim,
+        model_name,
+        serve_workers,
+    )
+
+    if mode not in MODES:
+        raise fail(f"--mode must be one of {', '.join(MODES)}, got {mode!r}", 2)
+    if port + count - 1 > 65535:
+        raise fail(f"--port {port} with --count {count} goes past port 65535", 2)
+    installed: tuple[SimModel, ...] = DEFAULT_MODELS
+    if models:
+        known = {m.name: m for m in PULLABLE}
+        wanted = [model_name(name.strip()) for name in models.split(",") if name.strip()]
+        unknown = [name for name in wanted if name not in known]
+        if unknown:
+            raise fail(f"unknown models {', '.join(unknown)}; known: {', '.join(known)}", 2)
+        installed = tuple(known[name] for name in wanted)
+    options = SimOptions(
+        tokens_per_second=tokens_per_second,
+        first_token_ms=first_token_ms,
+        failure_rate=failure_rate,
+        mode=mode,
+        seed=seed,
+    )
+    sim = WorkerSim(host, port, count, options, vary_speed=vary_speed, models=installed)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        serving = asyncio.create_task(serve_workers(sim, stop))
+        await asyncio.sleep(0.2)
+        if serving.done():
+            serving.result()  # a port in use: raise it here
+        last = f" ... http://{host}:{port + count - 1}" if count > 1 else ""
+        typer.echo(f"worker-sim: {count} Ollama worker(s) on http://{host}:{port}{last}")
+        sys.stdout.flush()
+        await serving
+
+    try:
+        asyncio.run(run())
+    except OSError as error:
+        raise fail(f"cannot listen: {error.strerror or error}") from None
+
+
 def main() -> None:
     # pgserver asks platformdirs for a runtime dir it does not need on our socket layout.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
