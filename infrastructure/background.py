@@ -39,6 +39,11 @@ class Background:
         )
         self._actors[name] = declare(handler)
 
+    def enqueue(self, name: str, message: dict[str, Any]) -> None:
+        """Send a message to an actor directly (periodic work; event-driven work uses the
+        outbox)."""
+        self._actors[name].send(message)
+
     def relay(self, *, older_than_seconds: float = 0, limit: int = 200) -> int:
         """Send outbox rows not yet sent; returns how many were sent."""
         sent = 0

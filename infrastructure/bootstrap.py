@@ -12,7 +12,6 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis
 
@@ -21,6 +20,8 @@ from application.automations import NotificationAutomation
 from application.onboarding import OnboardingService
 from application.personal_data import PersonalDataService
 from application.settings import SettingsService
+from application.workers import HealthAutomation, WorkerService
+from infrastructure.automations import register_actors
 from infrastructure.background import Background
 from infrastructure.config import BootstrapConfig, mask_url
 from infrastructure.crypto import (
@@ -33,9 +34,11 @@ from infrastructure.database import CORE_SCHEMA, Database
 from infrastructure.embedded import EmbeddedPostgres, EmbeddedRedis
 from infrastructure.eventstore import PoolEventStore, postgres_env
 from infrastructure.identity import FileIdentityKeys
+from infrastructure.ollama_health import HealthChecker, OllamaHttpProbe
 from infrastructure.passwords import Argon2Passwords
 from infrastructure.scheduler import PeriodicJob, Scheduler
 from infrastructure.sessions import SESSIONS_SCHEMA, PostgresSessionStore, RedisLoginThrottle
+from infrastructure.telemetry import RedisTelemetry
 from projections.admins import AdminsView
 from projections.audit import AuditView
 from projections.erasure import ErasureView
@@ -85,12 +88,16 @@ class Pool:
     onboarding: OnboardingService
     sessions: PostgresSessionStore
     identity: FileIdentityKeys
+    workers: WorkerService
+    health: HealthAutomation
+    telemetry: RedisTelemetry
     redis: redis.Redis
     redis_url: str
     background: Background
     master_key: bytes = field(repr=False)
     runners: dict[str, ProjectionRunner] = field(default_factory=dict)
     _stops: list[Callable[[], None]] = field(default_factory=list)
+    _health_checker: HealthChecker | None = None
 
     @property
     def pool_id(self) -> str:
@@ -98,6 +105,13 @@ class Pool:
 
     def runner(self, name: str) -> ProjectionRunner:
         return self.runners[name]
+
+    def health_checker(self) -> HealthChecker:
+        """Made on first use (only processes running health rounds need its thread)."""
+        if self._health_checker is None:
+            self._health_checker = HealthChecker()
+            self._stops.append(self._health_checker.close)
+        return self._health_checker
 
     def close(self) -> None:
         for stop in reversed(self._stops):
@@ -223,6 +237,9 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         onboarding=OnboardingService(store, admins, identity),
         sessions=sessions,
         identity=identity,
+        workers=WorkerService(store, OllamaHttpProbe()),
+        health=HealthAutomation(store),
+        telemetry=RedisTelemetry(redis_client),
         redis=redis_client,
         redis_url=redis_url,
         background=background,
@@ -230,15 +247,8 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         runners=runners,
         _stops=stops,
     )
-    _register_actors(pool, background)
+    register_actors(pool)
     return pool
-
-
-def _register_actors(pool: Pool, background: Background) -> None:
-    def announce_flag_change(message: dict[str, Any]) -> None:
-        pool.notifier.announce_flag_change(message["payload"], message["meta"])
-
-    background.register("announce_flag_change", announce_flag_change)
 
 
 NOTICE_RETENTION_SECONDS = 3600

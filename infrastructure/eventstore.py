@@ -6,11 +6,13 @@ never reads `os.environ`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError, JSONTranscoder, Transcoding
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent, Transcoding
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import Environment, EnvType
 
 from domain.aggregate import PoolAggregate
@@ -22,6 +24,34 @@ from infrastructure.database import connection_params
 A = TypeVar("A", bound=PoolAggregate)
 
 EVENT_STORE_NAME = "archipel"
+
+
+class PoolEventRecorder(PostgresApplicationRecorder):
+    """The library's recorder without psycopg's pipeline mode for inserts.
+
+    psycopg 3.3's `Pipeline.sync()` can stop flushing before a large query is fully sent and
+    then wait for an answer forever (seen with 1,000-event saves: one ~1 MB parameter), while
+    holding the events table lock. The same statements, sent one by one, cost a few socket
+    round trips and cannot deadlock. See bench/append.py for the reproduction.
+    """
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        if self.datastore.enable_db_functions:
+            inserted: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+            return inserted
+        with self.datastore.get_connection() as conn, conn.transaction():
+            with conn.cursor() as curs:
+                self._insert_events(curs, stored_events, **kwargs)
+            if not stored_events:
+                return None
+            with conn.cursor() as curs:
+                self._insert_stored_events(curs, stored_events, **kwargs)
+                ids: Sequence[int] | None = self._fetch_ids_after_insert_events(
+                    curs, stored_events, **kwargs
+                )
+                return ids
 
 
 class SealedAsDict(Transcoding):
@@ -37,7 +67,8 @@ class SealedAsDict(Transcoding):
 
 class PoolEventStore(Application[UUID]):
     name = EVENT_STORE_NAME
-    snapshotting_intervals = {PoolSettings: 200, ClusterSettings: 200}
+    # Snapshots speed up cold loads of long streams but cost a replay when taken: rarely.
+    snapshotting_intervals = {PoolSettings: 2000, ClusterSettings: 2000}
 
     def __init__(self, env: EnvType, pool_id: str) -> None:
         self._pool_id = pool_id
@@ -91,6 +122,7 @@ def postgres_env(database_url: str, *, pool_size: int = 5) -> dict[str, str]:
         "POSTGRES_MAX_OVERFLOW": "10",
         "POSTGRES_PRE_PING": "y",
         "CREATE_TABLE": "y",
+        "APPLICATION_RECORDER_TOPIC": "infrastructure.eventstore:PoolEventRecorder",
         # The cache fast-forwards from the store, so several writer processes stay correct.
         "AGGREGATE_CACHE_MAXSIZE": "1000",
         "AGGREGATE_CACHE_FASTFORWARD": "y",
