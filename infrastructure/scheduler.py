@@ -7,6 +7,7 @@ Intervals and on/off switches of periodic automations are runtime flags, read at
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -72,6 +73,10 @@ class Scheduler:
 
     def release(self) -> None:
         if self._conn is not None and not self._conn.closed:
-            self._conn.close()  # closing the session releases the advisory lock
+            # Unlock explicitly: the server releases a closed session's locks only once its
+            # backend has exited, a moment later.
+            with contextlib.suppress(psycopg.Error):
+                self._conn.execute("SELECT pg_advisory_unlock_all()")
+            self._conn.close()
         self._conn = None
         self.is_leader = False
