@@ -12,7 +12,7 @@ from domain.errors import ConcurrencyConflict
 from domain.flags import REGISTRY
 from domain.settings import PoolSettings
 from infrastructure.bootstrap import Pool
-from infrastructure.eventstore import PoolEventStore, postgres_env
+from infrastructure.eventstore import PoolEventRecorder, PoolEventStore, postgres_env
 
 ADMIN = CommandContext(actor="admin:alice", reason="raise the limit", correlation_id="c-42")
 
@@ -78,7 +78,20 @@ def test_the_store_ignores_the_process_environment(
     monkeypatch.setitem(os.environ, "ARCHIPEL_POSTGRES_DBNAME", "does_not_exist")
     store = PoolEventStore(postgres_env(database_url), pool_id="p")
     try:
-        assert type(store.recorder).__module__ == "eventsourcing.postgres"
+        assert isinstance(store.recorder, PoolEventRecorder)  # PostgreSQL, not in-memory
         assert store.recorder.max_notification_id() in (None, 0)
     finally:
         store.close()
+
+
+def test_a_large_batch_saves_in_one_transaction_without_hanging(pool: Pool) -> None:
+    # psycopg's pipeline mode could deadlock on inserts larger than a socket write (~1 MB
+    # here); the store sends them outside pipeline mode. pytest-timeout would catch a hang.
+    spec = REGISTRY["api.rate_limit_per_minute"]
+    with recording(ADMIN, pool.pool_id):
+        settings = PoolSettings(pool_id="batch-pool")
+        for value in range(1, 2500):
+            settings.change_flag(spec, value)
+    assert pool.store.store(settings) == 2500
+    reloaded = pool.store.load(settings.id, PoolSettings)
+    assert reloaded.version == 2500 and reloaded.values["api.rate_limit_per_minute"] == 2499
