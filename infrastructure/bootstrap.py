@@ -52,6 +52,7 @@ from projections.framework import (
 from projections.notifications import NotificationsView
 from projections.outbox import OutboxView
 from projections.settings import SettingsView
+from projections.workers import WorkersView
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +130,7 @@ def read_models(background: Background | None) -> list[ReadModel]:
         AuditView(),
         NotificationsView(),
         AdminsView(),
+        WorkersView(),
         ErasureView(),
         OutboxView(relay),
     ]
@@ -294,6 +296,13 @@ class PoolRuntime:
                 interval=lambda: 5.0,
                 enabled=lambda: True,
                 run=lambda: pool.background.relay(older_than_seconds=10),
+            ),
+            # Health checks of every worker, at the interval the admins chose.
+            PeriodicJob(
+                "health-checks",
+                interval=lambda: pool.settings.int_value("workers.health_check_interval_seconds"),
+                enabled=lambda: True,
+                run=lambda: pool.background.enqueue("check_workers", {}),
             ),
             # Housekeeping: change notices older than live clients may resume from, and
             # sessions past any absolute timeout.

@@ -25,7 +25,8 @@ SLOW_FIELDS_EVERY = 6
 def _why(error: BaseException) -> str:
     if isinstance(error, httpx.TimeoutException | TimeoutError):
         return "no answer in time (timed out)"
-    if isinstance(error, httpx.ConnectError):
+    # The ollama client turns connection failures into the builtin ConnectionError.
+    if isinstance(error, httpx.ConnectError | ConnectionError):
         return "connection refused or host unreachable"
     if isinstance(error, ollama.ResponseError):
         return f"HTTP {error.status_code}: {error.error}"[:300]

@@ -113,6 +113,7 @@ def query_audit(
     since: datetime | None = None,
     until: datetime | None = None,
     before: int | None = None,
+    aggregate_id: str | None = None,
 ) -> list[AuditEntry]:
     clauses: list[str] = []
     params: list[object] = []
@@ -120,6 +121,7 @@ def query_audit(
         ("actor", actor),
         ("event_type", event_type),
         ("correlation_id", correlation_id),
+        ("aggregate_id", aggregate_id),
     ):
         if value:
             clauses.append(f"{column} = %s")

@@ -14,7 +14,17 @@ from infrastructure.bootstrap import PoolRuntime
 from web.deps import WebContext
 from web.errors import error_body, install_error_handlers
 from web.metrics import HttpMetrics
-from web.routers import admins, audit, auth, health, onboarding, overview, settings, stream
+from web.routers import (
+    admins,
+    audit,
+    auth,
+    health,
+    onboarding,
+    overview,
+    settings,
+    stream,
+    workers,
+)
 from web.schemas import ERROR_RESPONSES
 from web.security import CSRF_HEADER, UNSAFE_METHODS, CsrfTokens, same_origin
 from web.spa import mount_spa
@@ -45,6 +55,8 @@ def build_api(lifespan: Any = None) -> FastAPI:
         audit.router,
         overview.router,
         stream.router,
+        workers.router,
+        workers.topology_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(health.router)

@@ -13,6 +13,7 @@ from domain.admins import Admin
 from domain.context import CommandContext
 from infrastructure.bootstrap import Pool, PoolRuntime
 from web.metrics import HttpMetrics
+from web.schemas import PoolIdentityPublic
 from web.security import CookiePolicy, CsrfTokens, cookie_policy
 from web.stream import NoticeHub
 
@@ -43,6 +44,17 @@ class WebContext:
 
     def cookies(self) -> CookiePolicy:
         return cookie_policy(self.public_url())
+
+
+def pool_identity(web: WebContext) -> PoolIdentityPublic:
+    profile = web.pool.onboarding.profile()
+    return PoolIdentityPublic(
+        id=web.pool.pool_id,
+        name=profile.get("pool_name", ""),
+        site=profile.get("site", ""),
+        public_url=web.public_url(),
+        key_id=profile.get("key_id", ""),
+    )
 
 
 def get_web(request: Request) -> WebContext:

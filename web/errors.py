@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from application.admins import EmailTaken, InvalidCredentials, LoginThrottled, NotAuthenticated
 from application.onboarding import InvalidOnboardingInput
+from application.workers import DuplicateWorker, NotOllama, WorkerUnreachable
 from domain.admins import AdminDisabled, AdminRuleViolated
 from domain.errors import (
     ConcurrencyConflict,
@@ -23,6 +24,7 @@ from domain.errors import (
 )
 from domain.onboarding import AlreadyOnboarded, OnboardingError
 from domain.passwords import WeakPassword
+from domain.workers import InvalidWorker, WorkerStateError
 
 STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotFound: 404,
@@ -41,6 +43,11 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotAuthenticated: 401,
     AdminDisabled: 403,
     LoginThrottled: 429,
+    DuplicateWorker: 409,
+    WorkerStateError: 409,
+    InvalidWorker: 422,
+    WorkerUnreachable: 422,
+    NotOllama: 422,
 }
 
 

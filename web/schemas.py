@@ -169,6 +169,7 @@ class OverviewPublic(BaseModel):
     projections: list[ProjectionPublic]
     uptime_seconds: float
     live_clients: int
+    workers: WorkerCounts
 
 
 class FieldErrorPublic(BaseModel):
@@ -197,3 +198,63 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
         (429, "Too many attempts; see Retry-After"),
     )
 }
+
+
+class WorkerCreate(Reasoned):
+    url: str = Field(min_length=1, max_length=300, description="e.g. http://gpu-1:11434")
+    name: str = Field(min_length=1, max_length=64)
+    labels: list[str] = Field(default_factory=list, max_length=20)
+    capacity: int = Field(default=4, ge=1, le=1024, description="Max concurrent requests")
+
+
+class WorkerUpdate(Reasoned):
+    name: str | None = Field(default=None, min_length=1, max_length=64)
+    labels: list[str] | None = Field(default=None, max_length=20)
+    capacity: int | None = Field(default=None, ge=1, le=1024)
+
+
+class WorkerPublic(BaseModel):
+    id: str
+    url: str
+    name: str
+    labels: list[str]
+    capacity: int
+    status: str = Field(description="unknown, online or offline (recorded transitions)")
+    status_reason: str
+    status_since: datetime
+    drained: bool
+    activity: str = Field(description="busy, idle or unknown: live, from telemetry")
+    inflight: int | None
+    latency_ms: float | None
+    version: str | None
+    installed_models: list[str]
+    loaded_models: list[str]
+    checked_at: datetime | None
+
+
+class WorkerCounts(BaseModel):
+    total: int
+    online: int
+    busy: int
+    idle: int
+    offline: int
+    unknown: int
+    drained: int
+
+
+class WorkersPublic(BaseModel):
+    items: list[WorkerPublic]
+    counts: WorkerCounts
+
+
+class WorkerDetailPublic(WorkerPublic):
+    history: list[AuditEntryPublic]
+
+
+class TopologyPublic(BaseModel):
+    pool: PoolIdentityPublic
+    workers: list[WorkerPublic]
+    counts: WorkerCounts
+
+
+OverviewPublic.model_rebuild()

@@ -7,17 +7,17 @@ import time
 from fastapi import APIRouter
 
 from projections.admins import count_active_admins
-from web.deps import CurrentAdmin, Web
-from web.schemas import OverviewPublic, PoolIdentityPublic, ProjectionPublic
+from web.deps import CurrentAdmin, Web, pool_identity
+from web.routers.workers import all_workers, counts
+from web.schemas import OverviewPublic, ProjectionPublic
 
 router = APIRouter(prefix="/api/overview", tags=["overview"])
 
 
 @router.get("", operation_id="get_overview", response_model=OverviewPublic)
 def overview(*, current: CurrentAdmin, web: Web) -> OverviewPublic:
-    """Pool identity, admins, recent flag changes, event and projection figures, uptime."""
+    """Pool identity, workers, admins, recent flag changes, events, projections, uptime."""
     pool = web.pool
-    profile = pool.onboarding.profile()
     head = int(pool.store.recorder.max_notification_id() or 0)
     with pool.database.connection() as conn:
         active = count_active_admins(conn)
@@ -33,13 +33,7 @@ def overview(*, current: CurrentAdmin, web: Web) -> OverviewPublic:
             ProjectionPublic(view=runner.name, position=position, lag=max(0, head - position))
         )
     return OverviewPublic(
-        pool=PoolIdentityPublic(
-            id=pool.pool_id,
-            name=profile.get("pool_name", ""),
-            site=profile.get("site", ""),
-            public_url=web.public_url(),
-            key_id=profile.get("key_id", ""),
-        ),
+        pool=pool_identity(web),
         admins_active=active,
         admins_total=int(total["n"]) if total else 0,
         flags_changed_24h=int(changed["n"]) if changed else 0,
@@ -47,4 +41,5 @@ def overview(*, current: CurrentAdmin, web: Web) -> OverviewPublic:
         projections=projections,
         uptime_seconds=round(time.time() - web.started_at, 1),
         live_clients=len(web.hub.clients),
+        workers=counts(all_workers(web)),
     )
