@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import subprocess
 import time
@@ -13,18 +14,20 @@ from tests.e2e.conftest import ARCHIPEL
 
 
 def free_ports(count: int) -> int:
-    """The first of `count` consecutive free ports."""
-    for _ in range(50):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count < 65000 and all(_free(first + i) for i in range(count)):
+    """The first of `count` consecutive free ports, below the ephemeral range (32768+), where
+    outgoing connections of the tests themselves would otherwise take ports at random."""
+    rng = random.Random()
+    for _ in range(200):
+        first = rng.randrange(20000, 32000 - count)
+        if all(_free(first + i) for i in range(count)):
             return first
     raise RuntimeError("no run of free ports")
 
 
 def _free(port: int) -> bool:
     with socket.socket() as probe:
+        # As the servers do: a port only in TIME_WAIT can be listened on again.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:

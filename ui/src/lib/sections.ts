@@ -16,8 +16,8 @@ export interface Section {
 
 export const sections: Section[] = [
   { id: 'overview', path: '/', group: 'observe', label: 'section.overview' },
-  { id: 'topology', path: '/topology', group: 'observe', label: 'section.topology', arrives: 'arrives.workers' },
-  { id: 'workers', path: '/workers', group: 'observe', label: 'section.workers', arrives: 'arrives.workers', flagPage: 'workers' },
+  { id: 'topology', path: '/topology', group: 'observe', label: 'section.topology' },
+  { id: 'workers', path: '/workers', group: 'observe', label: 'section.workers', flagPage: 'workers' },
   { id: 'federation', path: '/federation', group: 'observe', label: 'section.federation', arrives: 'arrives.federation', flagPage: 'federation' },
   { id: 'cluster-workers', path: '/cluster-workers', group: 'observe', label: 'section.cluster-workers', arrives: 'arrives.federation' },
   { id: 'onboarding', path: '/onboarding', group: 'pilot', label: 'section.onboarding' },
