@@ -10,7 +10,7 @@ UI_BUILT := web/static/index.html
 UI_DEPS := ui/node_modules/.package-lock.json
 ARGS ?=
 
-.PHONY: setup ui ui-check run test test-fast lint format bench api-client browser clean
+.PHONY: setup ui ui-check run demo test test-fast lint format bench api-client browser clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ ui-check: $(UI_DEPS)
 
 run: setup ui
 	$(BIN)/archipel serve $(ARGS)
+
+# A pool plus a dozen simulated workers, set up and registered: prints the URL and login.
+demo: setup ui
+	$(BIN)/archipel demo $(ARGS)
 
 lint: setup
 	$(BIN)/ruff check .
@@ -65,6 +69,7 @@ api-client: setup $(UI_DEPS)
 bench: setup
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/sse.py
+	$(BIN)/python bench/health.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache ui/node_modules web/static

@@ -241,7 +241,11 @@ class WorkerSim:
         return app
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        # A short shutdown: hung handlers never finish by themselves (aiohttp does not cancel
+        # them when the client leaves), and stopping must not wait a minute for them.
+        self._runner = web.AppRunner(
+            self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
+        )
         await self._runner.setup()
         for port in self.workers:
             await web.TCPSite(self._runner, self.host, port, backlog=256).start()

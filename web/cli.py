@@ -473,6 +473,21 @@ def worker_sim(
         raise fail(f"cannot listen: {error.strerror or error}") from None
 
 
+@app.command()
+def demo(
+    host: Annotated[
+        str, typer.Option(help="Listen address of the pool and workers.")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The pool's port.")] = 8080,
+    sim_port: Annotated[int, typer.Option(min=1, max=65000, help="First worker's port.")] = 11500,
+    workers: Annotated[int, typer.Option(min=1, max=500, help="Simulated workers.")] = 12,
+) -> None:
+    """A throwaway pool with a dozen simulated workers: prints the URL and the login."""
+    from web.demo import main_demo
+
+    main_demo(str(Path(sys.argv[0]).resolve()), host, port, sim_port, workers)
+
+
 def main() -> None:
     # pgserver asks platformdirs for a runtime dir it does not need on our socket layout.
     warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
