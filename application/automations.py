@@ -12,6 +12,7 @@ from typing import Any
 
 from application.ports import AggregateStore
 from domain.aggregate import event_topic
+from domain.catalog import CatalogModel
 from domain.context import CommandContext, recording
 from domain.errors import ConcurrencyConflict
 from domain.notifications import AdminNotification, Severity
@@ -26,6 +27,8 @@ class WorkRoute:
 
 ROUTES: tuple[WorkRoute, ...] = (
     WorkRoute(event_topic(FlagSet, "FlagChanged"), "announce_flag_change"),
+    WorkRoute(event_topic(CatalogModel, "Assigned"), "deploy_model"),
+    WorkRoute(event_topic(CatalogModel, "Unassigned"), "undeploy_model"),
 )
 
 

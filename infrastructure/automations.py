@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 
 from application.workers import verdict
+from infrastructure.deployer import DeployError
 from projections.workers import list_workers
 
 if TYPE_CHECKING:
@@ -27,8 +29,16 @@ def register_actors(pool: Pool) -> None:
     def check_workers(message: dict[str, Any]) -> None:
         run_health_round(pool)
 
+    def deploy_model(message: dict[str, Any]) -> None:
+        deploy(pool, message["aggregate_id"], message["payload"]["worker_id"], message["event_id"])
+
+    def undeploy_model(message: dict[str, Any]) -> None:
+        undeploy(pool, message["aggregate_id"], message["payload"]["worker_id"])
+
     background.register("announce_flag_change", announce_flag_change)
     background.register("check_workers", check_workers)
+    background.register("deploy_model", deploy_model)
+    background.register("undeploy_model", undeploy_model)
 
 
 def run_health_round(pool: Pool) -> int:
@@ -57,3 +67,79 @@ def run_health_round(pool: Pool) -> int:
         return len(results)
     finally:
         pool.redis.delete(ROUND_LOCK)
+
+
+DEPLOY_PROGRESS = "archipel:deploy:"
+DEPLOYMENTS_VIEW = "deployments"
+
+
+def deploy(pool: Pool, model_id: str, worker_id: str, cause: str) -> None:
+    """Put a model on a worker; a failure is recorded, then raised so Dramatiq retries."""
+    if not pool.deployments.still_wanted(model_id, worker_id):
+        return  # unassigned meanwhile, or already deployed (a redelivery)
+    model = pool.catalog.get(model_id)
+    worker = pool.workers.get(worker_id)
+    key = f"{DEPLOY_PROGRESS}{model_id}:{worker_id}"
+    last_sent = [0.0]
+
+    def progress(done: int, total: int) -> None:
+        now = time.monotonic()
+        if now - last_sent[0] < 0.25 and done < total:
+            return  # a notice four times a second is live enough
+        last_sent[0] = now
+        pool.redis.set(key, json.dumps({"done": done, "total": total}), ex=3600)
+        _notify(pool, model_id)
+
+    attempt = int(pool.redis.incr(f"{key}:attempts"))
+    pool.redis.expire(f"{key}:attempts", 86400)
+    try:
+        if model.source == "library":
+            pool.deployer.pull(worker.url, model.reference, progress)
+        else:
+            assert model.digest is not None
+            pool.deployer.push_and_create(worker.url, model.reference, model.digest, progress)
+    except DeployError as error:
+        log.warning(
+            "deploying %s on %s failed (attempt %d): %s",
+            model.reference,
+            worker.name,
+            attempt,
+            error,
+        )
+        pool.deployments.failed(model_id, worker_id, str(error), attempt, cause)
+        raise  # Dramatiq retries with backoff; the steps above are idempotent
+    pool.deployments.succeeded(model_id, worker_id, cause)
+    pool.redis.delete(key, f"{key}:attempts")
+    _notify(pool, model_id)
+
+
+def undeploy(pool: Pool, model_id: str, worker_id: str) -> None:
+    model = pool.catalog.get(model_id)
+    worker = pool.workers.get(worker_id)
+    if not worker.removed:
+        pool.deployer.remove(worker.url, model.reference)
+    pool.redis.delete(f"{DEPLOY_PROGRESS}{model_id}:{worker_id}")
+    _notify(pool, model_id)
+
+
+def deploy_progress(pool: Pool) -> dict[tuple[str, str], dict[str, int]]:
+    """Live progress of deployments in flight: (model id, worker id) -> done/total bytes."""
+    found: dict[tuple[str, str], dict[str, int]] = {}
+    keys = [
+        k
+        for k in pool.redis.scan_iter(f"{DEPLOY_PROGRESS}*", count=1000)
+        if not k.endswith(b":attempts")
+    ]
+    for key, raw in zip(keys, pool.redis.mget(keys) if keys else [], strict=True):
+        if raw:
+            model_id, worker_id = key.decode().removeprefix(DEPLOY_PROGRESS).split(":", 1)
+            found[(model_id, worker_id)] = json.loads(raw)
+    return found
+
+
+def _notify(pool: Pool, model_id: str) -> None:
+    head = int(pool.store.recorder.max_notification_id() or 0)
+    pool.redis.publish(
+        "archipel:changes",
+        json.dumps([{"view": DEPLOYMENTS_VIEW, "key": model_id, "position": head}]),
+    )

@@ -17,12 +17,14 @@ import redis
 
 from application.admins import AdminService
 from application.automations import NotificationAutomation
+from application.catalog import CatalogService, DeploymentAutomation
 from application.onboarding import OnboardingService
 from application.personal_data import PersonalDataService
 from application.settings import SettingsService
 from application.workers import HealthAutomation, WorkerService
 from infrastructure.automations import register_actors
 from infrastructure.background import Background
+from infrastructure.blobs import BlobStore
 from infrastructure.config import BootstrapConfig, mask_url
 from infrastructure.crypto import (
     PERSON_KEYS_SCHEMA,
@@ -31,6 +33,7 @@ from infrastructure.crypto import (
     load_or_create_master_key,
 )
 from infrastructure.database import CORE_SCHEMA, Database
+from infrastructure.deployer import OllamaDeployer
 from infrastructure.embedded import EmbeddedPostgres, EmbeddedRedis
 from infrastructure.eventstore import PoolEventStore, postgres_env
 from infrastructure.identity import FileIdentityKeys
@@ -41,6 +44,7 @@ from infrastructure.sessions import SESSIONS_SCHEMA, PostgresSessionStore, Redis
 from infrastructure.telemetry import RedisTelemetry
 from projections.admins import AdminsView
 from projections.audit import AuditView
+from projections.catalog import CatalogView
 from projections.erasure import ErasureView
 from projections.framework import (
     POSITIONS_SCHEMA,
@@ -92,6 +96,10 @@ class Pool:
     workers: WorkerService
     health: HealthAutomation
     telemetry: RedisTelemetry
+    catalog: CatalogService
+    deployments: DeploymentAutomation
+    blobs: BlobStore
+    deployer: OllamaDeployer
     redis: redis.Redis
     redis_url: str
     background: Background
@@ -131,6 +139,7 @@ def read_models(background: Background | None) -> list[ReadModel]:
         NotificationsView(),
         AdminsView(),
         WorkersView(),
+        CatalogView(),
         ErasureView(),
         OutboxView(relay),
     ]
@@ -221,6 +230,7 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         settings,
     )
     identity = FileIdentityKeys(config.data_dir, master_key)
+    blobs = BlobStore(config.data_dir)
     notices = RedisNotices(redis_client)
     runners = {
         model.name: ProjectionRunner(
@@ -242,6 +252,10 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         workers=WorkerService(store, OllamaHttpProbe()),
         health=HealthAutomation(store),
         telemetry=RedisTelemetry(redis_client),
+        catalog=CatalogService(store),
+        deployments=DeploymentAutomation(store),
+        blobs=blobs,
+        deployer=OllamaDeployer(blobs.path),
         redis=redis_client,
         redis_url=redis_url,
         background=background,

@@ -25,7 +25,7 @@ from aiohttp import web
 
 SIM_VERSION = "0.9.0"
 INFLIGHT_HEADER = "X-Sim-Inflight"  # a simulator extension: requests being served right now
-MODES = ("normal", "slow", "hung")
+MODES = ("normal", "slow", "hung", "failing")  # failing: every request answers HTTP 500
 
 _WORDS = [
     "archipel",
@@ -274,8 +274,9 @@ class WorkerSim:
                     await asyncio.Event().wait()  # never answers: the client must time out
                 if worker.options.mode == "slow":
                     await asyncio.sleep(worker.options.slow_delay_ms / 1000)
-                if worker.options.failure_rate and (
-                    worker.random.random() < worker.options.failure_rate
+                if worker.options.mode == "failing" or (
+                    worker.options.failure_rate
+                    and worker.random.random() < worker.options.failure_rate
                 ):
                     return self._error(500, "simulated failure", worker)
             if counts:
@@ -565,7 +566,7 @@ class WorkerSim:
         )
 
     async def set_mode(self, worker: SimWorker, request: web.Request) -> web.Response:
-        """Simulator control (not Ollama): switch this worker to normal, slow or hung."""
+        """Simulator control (not Ollama): switch this worker to normal, slow, hung or failing."""
         body = await self._body(request)
         mode = body.get("mode")
         if mode not in MODES:

@@ -49,7 +49,14 @@ class OutboxView(ReadModel):
                     event_id,
                     route.actor,
                     event.position,
-                    Jsonb({"event_id": event_id, "payload": event.payload, "meta": event.meta}),
+                    Jsonb(
+                        {
+                            "event_id": event_id,
+                            "aggregate_id": str(event.aggregate_id),
+                            "payload": event.payload,
+                            "meta": event.meta,
+                        }
+                    ),
                 ),
             )
         return ()

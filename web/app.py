@@ -19,6 +19,7 @@ from web.routers import (
     audit,
     auth,
     health,
+    models,
     onboarding,
     overview,
     settings,
@@ -57,6 +58,8 @@ def build_api(lifespan: Any = None) -> FastAPI:
         stream.router,
         workers.router,
         workers.topology_router,
+        models.router,
+        models.distribution_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(health.router)

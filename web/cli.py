@@ -411,7 +411,9 @@ def worker_sim(
     failure_rate: Annotated[
         float, typer.Option(min=0.0, max=1.0, help="Share of requests answered with a 500.")
     ] = 0.0,
-    mode: Annotated[str, typer.Option(help="normal, slow or hung.")] = "normal",
+    mode: Annotated[
+        str, typer.Option(help="normal, slow, hung or failing (every request answers 500).")
+    ] = "normal",
     vary_speed: Annotated[bool, typer.Option(help="Spread speeds from 0.5x to 2x.")] = False,
     models: Annotated[
         str | None, typer.Option(help="Installed models (comma-separated) instead of defaults.")

@@ -10,9 +10,16 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from application.admins import EmailTaken, InvalidCredentials, LoginThrottled, NotAuthenticated
+from application.catalog import (
+    DuplicateModel,
+    InvalidUpload,
+    NoWorkerAvailable,
+    UploadOffsetMismatch,
+)
 from application.onboarding import InvalidOnboardingInput
 from application.workers import DuplicateWorker, NotOllama, WorkerUnreachable
 from domain.admins import AdminDisabled, AdminRuleViolated
+from domain.catalog import InvalidModel, ModelStateError
 from domain.errors import (
     ConcurrencyConflict,
     DomainError,
@@ -48,6 +55,12 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     InvalidWorker: 422,
     WorkerUnreachable: 422,
     NotOllama: 422,
+    InvalidUpload: 422,
+    UploadOffsetMismatch: 409,
+    DuplicateModel: 409,
+    NoWorkerAvailable: 409,
+    InvalidModel: 422,
+    ModelStateError: 409,
 }
 
 
@@ -68,6 +81,8 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {}
         if isinstance(error, LoginThrottled):
             headers["Retry-After"] = str(error.retry_after)
+        if isinstance(error, UploadOffsetMismatch):
+            headers["Upload-Offset"] = str(error.offset)
         if isinstance(error, NotAuthenticated):
             headers["WWW-Authenticate"] = 'Cookie realm="archipel"'
         return JSONResponse(

@@ -258,3 +258,87 @@ class TopologyPublic(BaseModel):
 
 
 OverviewPublic.model_rebuild()
+
+
+class UploadCreate(BaseModel):
+    filename: str = Field(min_length=1, max_length=200)
+    size: int = Field(gt=0, description="Bytes the file has")
+    sha256: str | None = Field(
+        default=None, pattern=r"^sha256:[0-9a-f]{64}$", description="Checked when complete"
+    )
+
+
+class UploadPublic(BaseModel):
+    id: str
+    filename: str
+    size: int
+    offset: int = Field(description="Bytes received so far: resume from here")
+
+
+class ModelComplete(Reasoned):
+    name: str = Field(min_length=1, max_length=64)
+    tag: str = Field(default="latest", min_length=1, max_length=64)
+    capabilities: list[str] | None = Field(
+        default=None, description="Override what the GGUF metadata suggests"
+    )
+    notes: str = Field(default="", max_length=2000)
+
+
+class ModelFromLibrary(Reasoned):
+    name: str = Field(min_length=1, max_length=64)
+    tag: str = Field(default="latest", min_length=1, max_length=64)
+    capabilities: list[str] = Field(default_factory=lambda: ["chat"])
+    notes: str = Field(default="", max_length=2000)
+
+
+class ModelUpdate(Reasoned):
+    capabilities: list[str] | None = None
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class DeploymentPublic(BaseModel):
+    worker_id: str
+    worker_name: str
+    state: str = Field(description="assigned, deploying, deployed or failed")
+    progress: float | None = Field(description="0..1 while bytes are being pushed")
+    reason: str
+    attempts: int
+
+
+class ModelPublic(BaseModel):
+    id: str
+    name: str
+    tag: str
+    reference: str
+    digest: str | None
+    size: int
+    metadata: dict[str, Any]
+    capabilities: list[str]
+    notes: str
+    source: str
+    added_at: datetime
+    added_by: str
+    deployments: list[DeploymentPublic]
+
+
+class ModelsPublic(BaseModel):
+    items: list[ModelPublic]
+
+
+class ModelAddedPublic(BaseModel):
+    model: ModelPublic
+    created: bool = Field(description="False when the same file was already this model")
+
+
+class ModelDetailPublic(ModelPublic):
+    history: list[AuditEntryPublic]
+
+
+class AssignmentCreate(Reasoned):
+    worker_ids: list[str] = Field(default_factory=list, max_length=1000)
+    count: int = Field(default=0, ge=0, le=1000, description="Or: any N workers with room")
+
+
+class DistributionPublic(BaseModel):
+    models: list[ModelPublic]
+    workers: list[WorkerPublic]

@@ -1,0 +1,223 @@
+"""The model catalog over the API: resumable GGUF uploads, assignment, deployment to worker-sim."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import ollama
+import pytest
+
+from tests.e2e.admin_client import AdminClient
+from tests.e2e.conftest import PoolProcess
+from tests.e2e.sim import SimProcess
+from tests.gguf_files import write_gguf
+
+Onboarded = tuple[PoolProcess, AdminClient]
+
+
+def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not within {timeout}s (last: {result!r})")
+        time.sleep(0.2)
+
+
+def send(alice: AdminClient, upload_id: str, offset: int, data: bytes) -> httpx.Response:
+    return alice.http.patch(
+        f"/api/models/uploads/{upload_id}",
+        content=data,
+        headers={
+            **alice.headers(),
+            "Upload-Offset": str(offset),
+            "Content-Type": "application/octet-stream",
+        },
+    )
+
+
+def upload(
+    alice: AdminClient,
+    path: Path,
+    name: str,
+    tag: str = "latest",
+    chunk: int = 64 * 1024,
+    **extra: Any,
+) -> httpx.Response:
+    data = path.read_bytes()
+    started = alice.post("/api/models/uploads", {"filename": path.name, "size": len(data), **extra})
+    assert started.status_code == 201, started.text
+    upload_id = started.json()["id"]
+    for offset in range(0, len(data), chunk):
+        sent = send(alice, upload_id, offset, data[offset : offset + chunk])
+        assert sent.status_code == 200, sent.text
+    return alice.post(
+        f"/api/models/uploads/{upload_id}/complete",
+        {"name": name, "tag": tag, "reason": "new model"},
+    )
+
+
+def leftovers(pool: PoolProcess) -> list[Path]:
+    return sorted((pool.data_dir / "blobs" / "uploads").iterdir())
+
+
+def test_upload_parse_and_duplicate(onboarded: Onboarded, tmp_path: Path) -> None:
+    pool, alice = onboarded
+    gguf = write_gguf(tmp_path / "tiny.gguf", elements=50_000)
+    added = upload(alice, gguf, "tiny-llama", "q1")
+    assert added.status_code == 201, added.text
+    model = added.json()["model"]
+    digest = "sha256:" + hashlib.sha256(gguf.read_bytes()).hexdigest()
+    assert model["digest"] == digest and model["size"] == gguf.stat().st_size
+    assert model["metadata"]["architecture"] == "llama"
+    assert model["metadata"]["parameter_count"] == 50_048
+    assert model["metadata"]["context_length"] == 2048
+    assert model["metadata"]["has_chat_template"] is True
+    assert model["capabilities"] == ["chat"]
+    stored = pool.data_dir / "blobs" / "sha256" / digest.removeprefix("sha256:")
+    assert stored.read_bytes() == gguf.read_bytes()
+    assert leftovers(pool) == []
+
+    # The same file again under the same name: recognised, no second copy, nothing new.
+    again = upload(alice, gguf, "tiny-llama", "q1")
+    assert again.status_code == 200 and again.json()["created"] is False
+    assert len(list((pool.data_dir / "blobs" / "sha256").iterdir())) == 1
+    # Other content under a taken name is refused.
+    other = write_gguf(tmp_path / "other.gguf", elements=128)
+    assert upload(alice, other, "tiny-llama", "q1").json()["code"] == "model_exists"
+
+
+def test_bad_files_are_rejected_and_leave_nothing(onboarded: Onboarded, tmp_path: Path) -> None:
+    pool, alice = onboarded
+    before = set((pool.data_dir / "blobs" / "sha256").iterdir())
+    text = tmp_path / "notes.gguf"
+    text.write_bytes(b"this is not a model\n" * 100)
+    refused = upload(alice, text, "not-a-model")
+    assert refused.status_code == 422 and "not a GGUF" in refused.json()["detail"]
+
+    good = write_gguf(tmp_path / "whole.gguf", elements=20_000).read_bytes()
+    truncated = tmp_path / "cut.gguf"
+    truncated.write_bytes(good[: len(good) // 2])
+    broken = upload(alice, truncated, "cut-model")
+    assert broken.status_code == 422 and "damaged or truncated" in broken.json()["detail"]
+
+    whole = tmp_path / "whole.gguf"
+    mismatch = upload(alice, whole, "wrong-digest", sha256="sha256:" + "0" * 64)
+    assert mismatch.status_code == 422 and "digest mismatch" in mismatch.json()["detail"]
+
+    assert leftovers(pool) == []
+    assert set((pool.data_dir / "blobs" / "sha256").iterdir()) == before
+    names = {m["name"] for m in alice.get("/api/models").json()["items"]}
+    assert not names & {"not-a-model", "cut-model", "wrong-digest"}
+
+
+def test_an_upload_resumes_after_a_dropped_connection(onboarded: Onboarded, tmp_path: Path) -> None:
+    _, alice = onboarded
+    data = write_gguf(tmp_path / "resumable.gguf", elements=200_000).read_bytes()
+    started = alice.post(
+        "/api/models/uploads", {"filename": "resumable.gguf", "size": len(data)}
+    ).json()
+    upload_id = started["id"]
+    half = len(data) // 2
+    assert send(alice, upload_id, 0, data[:half]).json()["offset"] == half
+    # The connection drops; the client asks where to resume, and a wrong offset is refused.
+    assert alice.get(f"/api/models/uploads/{upload_id}").json()["offset"] == half
+    wrong = send(alice, upload_id, 10, data[10:])
+    assert wrong.status_code == 409 and wrong.headers["Upload-Offset"] == str(half)
+    too_much = send(alice, upload_id, half, data[half:] + b"extra")
+    assert too_much.status_code == 422
+    resumed_at = alice.get(f"/api/models/uploads/{upload_id}").json()["offset"]
+    assert send(alice, upload_id, resumed_at, data[resumed_at:]).json()["offset"] == len(data)
+    done = alice.post(
+        f"/api/models/uploads/{upload_id}/complete", {"name": "resumable", "reason": "r"}
+    )
+    assert done.status_code == 201, done.text
+    assert done.json()["model"]["size"] == len(data)
+
+
+@pytest.fixture
+def sim() -> Any:
+    process = SimProcess(count=2).start()
+    yield process
+    process.stop()
+
+
+def test_assign_deploy_retry_and_unassign(onboarded: Onboarded, tmp_path: Path, sim: Any) -> None:
+    _, alice = onboarded
+    alice.put("/api/settings/workers.health_check_interval_seconds", {"value": 2, "reason": "r"})
+    workers = [
+        alice.post("/api/workers", {"url": url, "name": f"gpu-{i}", "reason": "r"}).json()
+        for i, url in enumerate(sim.urls)
+    ]
+    gguf = write_gguf(tmp_path / "deploy.gguf", elements=300_000)
+    model = upload(alice, gguf, "deploy-me").json()["model"]
+
+    # The second worker fails every request for now: its deployment fails, then is retried.
+    sim.set_mode(1, "failing")
+    assigned = alice.post(
+        f"/api/models/{model['id']}/assignments",
+        {"worker_ids": [w["id"] for w in workers], "reason": "roll out"},
+    )
+    assert assigned.status_code == 200, assigned.text
+
+    def state(worker_id: str) -> dict[str, Any] | None:
+        detail = alice.get(f"/api/models/{model['id']}").json()
+        return next((d for d in detail["deployments"] if d["worker_id"] == worker_id), None)
+
+    eventually(lambda: (s := state(workers[0]["id"])) and s["state"] == "deployed")
+    failed = eventually(lambda: (s := state(workers[1]["id"])) and s["state"] == "failed" and s)
+    assert "HTTP 500" in failed["reason"] and failed["attempts"] >= 1
+    sim.set_mode(1, "normal")
+    eventually(lambda: (s := state(workers[1]["id"])) and s["state"] == "deployed", timeout=60)
+
+    # The worker really has it, created from the pushed file: Ollama's client can chat with it.
+    client = ollama.Client(host=sim.urls[1])
+    assert "deploy-me:latest" in [m.model for m in client.list().models]
+    assert client.chat(
+        model="deploy-me:latest", messages=[{"role": "user", "content": "hi"}]
+    ).message.content
+
+    history = alice.get(f"/api/models/{model['id']}").json()["history"]
+    kinds = [(e["event_type"], e["actor"]) for e in history]
+    assert ("DeployFailed", "automation:deploy") in kinds
+    assert ("Deployed", "automation:deploy") in kinds
+
+    # Unassigning deletes it from the worker.
+    removed = alice.post(
+        f"/api/models/{model['id']}/assignments/{workers[0]['id']}/remove",
+        {"reason": "not needed there"},
+    )
+    assert removed.status_code == 200
+    eventually(
+        lambda: (
+            "deploy-me:latest"
+            not in [m.model for m in ollama.Client(host=sim.urls[0]).list().models]
+        )
+    )
+
+    # "Any N workers with room": only online ones count, and asking too many is refused.
+    library = alice.post(
+        "/api/models/library", {"name": "phi3", "tag": "mini", "reason": "mirror"}
+    ).json()
+    too_many = alice.post(f"/api/models/{library['id']}/assignments", {"count": 5, "reason": "r"})
+    assert too_many.status_code == 409 and too_many.json()["code"] == "no_worker_available"
+    eventually(
+        lambda: all(w["status"] == "online" for w in alice.get("/api/workers").json()["items"])
+    )
+    pulled = alice.post(f"/api/models/{library['id']}/assignments", {"count": 1, "reason": "r"})
+    assert pulled.status_code == 200
+    eventually(
+        lambda: any(
+            d["state"] == "deployed"
+            for d in alice.get(f"/api/models/{library['id']}").json()["deployments"]
+        )
+    )
+    matrix = alice.get("/api/distribution").json()
+    assert {m["reference"] for m in matrix["models"]} >= {"deploy-me:latest", "phi3:mini"}
