@@ -39,6 +39,8 @@ audit_app = typer.Typer(help="The audit trail: every event, who, why.", no_args_
 app.add_typer(config_app, name="config")
 app.add_typer(settings_app, name="settings")
 app.add_typer(audit_app, name="audit")
+models_app = typer.Typer(help="The model catalog.", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -397,6 +399,78 @@ def audit_replay(config: BootstrapConfig) -> None:
             if runner.model.tables:
                 position = runner.rebuild()
                 typer.echo(f"{runner.name}: rebuilt up to event {position}")
+
+
+@models_app.command("upload")
+@pool_command
+def models_upload(
+    config: BootstrapConfig,
+    file: Annotated[Path, typer.Argument(help="A GGUF model file.")],
+    name: Annotated[str | None, typer.Option(help="Model name [default: from the file].")] = None,
+    tag: Annotated[str, typer.Option(help="Model tag.")] = "latest",
+    reason: Annotated[str, typer.Option(help="Why: recorded in the audit trail.")] = "uploaded",
+) -> None:
+    """Add a GGUF file to the catalog (with a progress bar)."""
+    from rich.progress import (
+        BarColumn,
+        DownloadColumn,
+        Progress,
+        TimeRemainingColumn,
+        TransferSpeedColumn,
+    )
+
+    if not file.is_file():
+        raise fail(f"{file}: no such file")
+    with (
+        opened(config) as pool,
+        Progress(
+            "[progress.description]{task.description}",
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            transient=True,
+        ) as bar,
+    ):
+        task = bar.add_task(file.name, total=file.stat().st_size)
+        blob = pool.blobs.add_file(file, progress=lambda n: bar.advance(task, n))
+        model, created = pool.catalog.add_uploaded(
+            blob,
+            name or file.stem.lower().replace(" ", "-")[:64],
+            tag,
+            None,
+            "",
+            CommandContext(actor=cli_actor(), reason=reason),
+        )
+    state = "added" if created else "already in the catalog"
+    typer.echo(
+        f"{model.reference} {state}: {blob.digest} ({blob.size} bytes, "
+        f"{blob.metadata.get('architecture')}, {blob.metadata.get('parameter_count')} "
+        "parameters)"
+    )
+
+
+@models_app.command("list")
+@pool_command
+def models_list(config: BootstrapConfig) -> None:
+    """The catalog: name, size, capabilities, where deployed."""
+    from projections.catalog import list_deployments, list_models
+
+    with opened(config) as pool:
+        pool.runner("catalog").catch_up()
+        with pool.database.connection() as conn:
+            rows = list_models(conn)
+            deployments = list_deployments(conn)
+    if not rows:
+        typer.echo("the catalog is empty: add a model with `archipel models upload FILE`")
+        return
+    for row in rows:
+        placed = [d for d in deployments if d["model_id"] == row["id"]]
+        deployed = sum(1 for d in placed if d["state"] == "deployed")
+        typer.echo(
+            f"{row['name']}:{row['tag']:<12} {row['size'] / 1e6:>10.1f} MB  "
+            f"{','.join(row['capabilities']):<16} deployed on {deployed}/{len(placed)}"
+        )
 
 
 @app.command("worker-sim")

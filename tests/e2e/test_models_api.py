@@ -221,3 +221,24 @@ def test_assign_deploy_retry_and_unassign(onboarded: Onboarded, tmp_path: Path, 
     )
     matrix = alice.get("/api/distribution").json()
     assert {m["reference"] for m in matrix["models"]} >= {"deploy-me:latest", "phi3:mini"}
+
+
+def test_cli_upload_and_list(onboarded: Onboarded, tmp_path: Path) -> None:
+    pool, alice = onboarded
+    gguf = write_gguf(tmp_path / "From CLI.gguf", elements=10_000)
+    added = pool.cli("models", "upload", str(gguf), "--tag", "v1", "--reason", "from the shell")
+    assert added.returncode == 0, added.stderr
+    assert "from-cli:v1 added: sha256:" in added.stdout
+    listed = pool.cli("models", "list")
+    assert "from-cli:v1" in listed.stdout
+    # The same model, seen through the API, with the CLI user as its author.
+    model = next(m for m in alice.get("/api/models").json()["items"] if m["name"] == "from-cli")
+    assert model["added_by"].startswith("cli:")
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"nope")
+    refused = pool.cli("models", "upload", str(bad))
+    assert refused.returncode == 1
+    assert refused.stderr.strip() == (
+        "error: not a GGUF file (it does not start with the GGUF magic bytes)"
+    )
+    assert leftovers(pool) == []
