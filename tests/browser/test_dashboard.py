@@ -140,8 +140,8 @@ def test_first_boot_to_logout(browser: Browser, fresh_pool: PoolProcess, artifac
         page.locator(f'nav a[data-section="{section}"]').click()
         expect(page.locator("main h1")).to_be_visible()
         page.screenshot(path=str(artifacts / f"section-{section}.png"), full_page=True)
-    page.locator('nav a[data-section="topology"]').click()
-    expect(page.get_by_text("This section arrives with: Workers and live topology")).to_be_visible()
+    page.locator('nav a[data-section="license"]').click()
+    expect(page.get_by_text("This section arrives with: Governance")).to_be_visible()
     page.locator('nav a[data-section="cluster-config"]').click()
     expect(flag_form(page, "cluster.failover_mode")).to_be_visible()
 

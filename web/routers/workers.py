@@ -145,6 +145,7 @@ def undrain(*, worker_id: str, body: Reasoned, current: CurrentAdmin, web: Web) 
 def remove(*, worker_id: str, body: Reasoned, current: CurrentAdmin, web: Web) -> None:
     """Remove a worker from the pool (its history stays in the audit trail)."""
     web.pool.workers.remove(worker_id, current.context(body.reason))
+    web.pool.runner("workers").catch_up()  # the next list no longer shows it
 
 
 @topology_router.get("", operation_id="get_topology", response_model=TopologyPublic)
