@@ -8,6 +8,7 @@ export type AuditEntry = Schemas['AuditEntryPublic'];
 export type Overview = Schemas['OverviewPublic'];
 export type OnboardingState = Schemas['OnboardingPublic'];
 export type Admin = Schemas['AdminPublic'];
+export type Model = Schemas['ModelPublic'];
 
 /** An error answer of the API: a sentence for people and a stable code for programs. */
 export class ApiError extends Error {
@@ -28,16 +29,23 @@ export function setCsrfToken(token: string | null): void {
   csrfToken = token;
 }
 
+/** The header a state-changing request must carry (for requests made without `api`). */
+export async function csrfHeaders(): Promise<Record<string, string>> {
+  if (!csrfToken) {
+    const response = await fetch('/api/auth/csrf', { credentials: 'same-origin' });
+    csrfToken = ((await response.json()) as { csrf_token: string }).csrf_token;
+  }
+  return { 'X-CSRF-Token': csrfToken };
+}
+
 const UNSAFE = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 const csrf: Middleware = {
   async onRequest({ request }) {
     if (UNSAFE.has(request.method)) {
-      if (!csrfToken) {
-        const response = await fetch('/api/auth/csrf', { credentials: 'same-origin' });
-        csrfToken = ((await response.json()) as { csrf_token: string }).csrf_token;
+      for (const [name, value] of Object.entries(await csrfHeaders())) {
+        request.headers.set(name, value);
       }
-      request.headers.set('X-CSRF-Token', csrfToken);
     }
     return request;
   },
