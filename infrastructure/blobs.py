@@ -124,6 +124,16 @@ class BlobStore:
         with self._lock:
             self._hashers.pop(upload_id, None)
 
+    def expire_uploads(self, idle_seconds: float) -> int:
+        """Remove uploads nobody has written to for this long (abandoned)."""
+        removed = 0
+        now = time.time()
+        for part in self._uploads.glob("*.part"):
+            if now - part.stat().st_mtime > idle_seconds:
+                self.abort(part.stem)
+                removed += 1
+        return removed
+
     def add_file(self, source: Path, progress: Callable[[int], None] | None = None) -> StoredBlob:
         """Store a local file (the CLI's upload), with the same checks."""
         upload = self.start(source.name, source.stat().st_size)

@@ -268,6 +268,7 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
 
 
 NOTICE_RETENTION_SECONDS = 3600
+ABANDONED_UPLOAD_SECONDS = 86400  # an upload not written to for a day is given up
 
 
 def prune(pool: Pool) -> None:
@@ -278,6 +279,7 @@ def prune(pool: Pool) -> None:
         )
     hours = pool.settings.int_value("auth.session_absolute_timeout_hours")
     pool.sessions.expire_stale(hours * 3600)
+    pool.blobs.expire_uploads(ABANDONED_UPLOAD_SECONDS)
 
 
 class PoolRuntime:

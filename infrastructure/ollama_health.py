@@ -11,6 +11,7 @@ import functools
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Sequence
 
 import httpx
@@ -22,6 +23,9 @@ PROBE_TIMEOUT = 5.0
 INFLIGHT_HEADERS = ("x-sim-inflight", "x-ollama-inflight")
 # Installed models and version change rarely: fetched every this many rounds (and at first).
 SLOW_FIELDS_EVERY = 6
+CONCURRENCY = 100
+# Kept well beyond the check interval, so each round reuses its connections.
+KEEPALIVE = httpx.Limits(max_connections=2, max_keepalive_connections=1, keepalive_expiry=120)
 
 
 @functools.cache
@@ -73,7 +77,11 @@ class _WorkerClient:
     def __init__(self, url: str, timeout: float) -> None:
         self.inflight: int | None = None
         self.client = ollama.AsyncClient(
-            host=url, timeout=timeout, verify=tls_context(), event_hooks={"response": [self._seen]}
+            host=url,
+            timeout=timeout,
+            verify=tls_context(),
+            limits=KEEPALIVE,
+            event_hooks={"response": [self._seen]},
         )
 
     async def _seen(self, response: httpx.Response) -> None:
@@ -99,15 +107,27 @@ class HealthChecker:
     def check(self, workers: Sequence[tuple[str, str]]) -> list[CheckResult]:
         """Check every (worker id, url) concurrently; returns when all answered or timed out."""
         self._rounds += 1
-        slow = self._rounds % SLOW_FIELDS_EVERY == 1
-        future = asyncio.run_coroutine_threadsafe(self._round(workers, slow), self._loop)
-        return future.result(timeout=self.timeout * 4 + 10)
+        future = asyncio.run_coroutine_threadsafe(self._round(workers), self._loop)
+        # Up to CONCURRENCY checks at a time, each bounded by its timeout.
+        waves = len(workers) // CONCURRENCY + 1
+        return future.result(timeout=self.timeout * waves * 2 + 10)
 
-    async def _round(self, workers: Sequence[tuple[str, str]], slow: bool) -> list[CheckResult]:
+    async def _round(self, workers: Sequence[tuple[str, str]]) -> list[CheckResult]:
         live = {url for _, url in workers}
         for url in [u for u in self._clients if u not in live]:
             await self._clients.pop(url).client._client.aclose()
-        return list(await asyncio.gather(*(self._check(wid, url, slow) for wid, url in workers)))
+        # A bounded number in flight: with a thousand at once on one thread, each check's
+        # timeout would run while it waits its turn, and healthy workers would "time out".
+        turns = asyncio.Semaphore(CONCURRENCY)
+
+        async def in_turn(worker_id: str, url: str) -> CheckResult:
+            async with turns:
+                # Each worker's slow fields come every SLOW_FIELDS_EVERY rounds, staggered, so
+                # no round pays for all of them.
+                slow = (self._rounds + zlib.crc32(url.encode())) % SLOW_FIELDS_EVERY == 0
+                return await self._check(worker_id, url, slow)
+
+        return list(await asyncio.gather(*(in_turn(wid, url) for wid, url in workers)))
 
     async def _check(self, worker_id: str, url: str, slow: bool) -> CheckResult:
         client = self._clients.get(url)

@@ -13,6 +13,7 @@ import hashlib
 import json
 import math
 import random
+import shutil
 import struct
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -199,6 +200,7 @@ class WorkerSim:
     ) -> None:
         self.host = host
         self.workers: dict[int, SimWorker] = {}
+        self._own_blob_dir = blob_dir is None  # removed at stop
         self.blob_dir = blob_dir or Path(tempfile.mkdtemp(prefix="worker-sim-blobs-"))
         for index in range(count):
             port = first_port + index
@@ -253,6 +255,9 @@ class WorkerSim:
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
+            self._runner = None
+        if self._own_blob_dir:
+            shutil.rmtree(self.blob_dir, ignore_errors=True)
 
     # --- plumbing -------------------------------------------------------------------------
 

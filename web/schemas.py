@@ -318,6 +318,7 @@ class ModelPublic(BaseModel):
     source: str
     added_at: datetime
     added_by: str
+    retired: bool = False
     deployments: list[DeploymentPublic]
 
 

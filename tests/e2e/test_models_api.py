@@ -242,3 +242,28 @@ def test_cli_upload_and_list(onboarded: Onboarded, tmp_path: Path) -> None:
         "error: not a GGUF file (it does not start with the GGUF magic bytes)"
     )
     assert leftovers(pool) == []
+
+
+def test_retired_models_and_early_name_checks(onboarded: Onboarded, tmp_path: Path) -> None:
+    _, alice = onboarded
+    gguf = write_gguf(tmp_path / "old.gguf", elements=2_000)
+    data = gguf.read_bytes()
+    started = alice.post("/api/models/uploads", {"filename": "old.gguf", "size": len(data)})
+    upload_id = started.json()["id"]
+    send(alice, upload_id, 0, data)
+    # A bad name is refused before the file is checked or stored: the upload stays usable.
+    bad_name = alice.post(
+        f"/api/models/uploads/{upload_id}/complete", {"name": "Bad Name!", "reason": "r"}
+    )
+    assert bad_name.status_code == 422 and bad_name.json()["code"] == "invalid_model"
+    assert alice.get(f"/api/models/uploads/{upload_id}").json()["offset"] == len(data)
+    done = alice.post(
+        f"/api/models/uploads/{upload_id}/complete", {"name": "old-model", "reason": "r"}
+    )
+    model_id = done.json()["model"]["id"]
+    assert alice.post(f"/api/models/{model_id}/retire", {"reason": "superseded"}).status_code == 204
+    retired = alice.get(f"/api/models/{model_id}")
+    assert retired.status_code == 200 and retired.json()["retired"] is True
+    assert model_id not in [m["id"] for m in alice.get("/api/models").json()["items"]]
+    again = alice.post(f"/api/models/{model_id}/retire", {"reason": "twice"})
+    assert again.status_code == 409 and again.json()["code"] == "model_state"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator
 
@@ -164,9 +165,15 @@ def test_prune_drops_old_notices_and_expired_sessions(pool: Pool) -> None:
         )
     pool.settings.set_flag("pool.debug", False, ADMIN)
     pool.runner("settings").catch_up()
+    abandoned = pool.blobs.start("big.gguf", 1000)
+    current = pool.blobs.start("other.gguf", 1000)
+    part = pool.config.data_dir / "blobs" / "uploads" / f"{abandoned.id}.part"
+    os.utime(part, (time.time() - 2 * 86400, time.time() - 2 * 86400))
 
     prune(pool)
 
+    assert not part.exists()
+    assert pool.blobs.status(current.id).offset == 0  # an upload in progress stays
     with pool.database.connection() as conn:
         notices = conn.execute("SELECT key FROM change_notices").fetchall()
         sessions = conn.execute("SELECT count(*) AS n FROM admin_sessions").fetchone()

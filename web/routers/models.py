@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, status
 
+from domain.catalog import check_capabilities, check_name
 from infrastructure.automations import deploy_progress
 from projections.audit import query_audit
 from projections.catalog import list_deployments, list_models
@@ -37,7 +38,7 @@ FLUSH_BYTES = 4 << 20
 def _models(web: Web, only: str | None = None) -> list[ModelPublic]:
     web.pool.runner("catalog").catch_up()  # read your own writes
     with web.pool.database.connection() as conn:
-        rows = list_models(conn)
+        rows = list_models(conn, include_retired=only is not None)
         deployments = list_deployments(conn)
     names = {w.id: w.name for w in all_workers(web)}
     progress = deploy_progress(web.pool)
@@ -72,6 +73,7 @@ def _models(web: Web, only: str | None = None) -> list[ModelPublic]:
             source=r["source"],
             added_at=r["added_at"],
             added_by=r["added_by"],
+            retired=r["retired"],
             deployments=sorted(by_model.get(str(r["id"]), []), key=lambda d: d.worker_name),
         )
         for r in rows
@@ -174,6 +176,10 @@ def complete_upload(
     *, upload_id: str, body: ModelComplete, response: Response, current: CurrentAdmin, web: Web
 ) -> ModelAddedPublic:
     """Check the digest and the GGUF header, store the file, and add it to the catalog."""
+    # Refuse a bad name or capability before the file is checked and stored.
+    check_name(body.name, body.tag)
+    if body.capabilities is not None:
+        check_capabilities(body.capabilities)
     blob = web.pool.blobs.finish(upload_id)
     model, created = web.pool.catalog.add_uploaded(
         blob, body.name, body.tag, body.capabilities, body.notes, current.context(body.reason)

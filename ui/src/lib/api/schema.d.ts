@@ -1113,6 +1113,11 @@ export interface components {
             notes: string;
             /** Reference */
             reference: string;
+            /**
+             * Retired
+             * @default false
+             */
+            retired: boolean;
             /** Size */
             size: number;
             /** Source */
@@ -1169,6 +1174,11 @@ export interface components {
             notes: string;
             /** Reference */
             reference: string;
+            /**
+             * Retired
+             * @default false
+             */
+            retired: boolean;
             /** Size */
             size: number;
             /** Source */
