@@ -21,15 +21,20 @@ def logged_in_page(browser: Browser, pool: PoolProcess) -> Page:
     return page
 
 
-def test_register_a_worker_and_see_it_go_offline_live(
-    browser: Browser, fresh_pool: PoolProcess, artifacts: Path
-) -> None:
-    admin = AdminClient(fresh_pool.url)
+def onboard_with_fast_checks(pool: PoolProcess) -> AdminClient:
+    admin = AdminClient(pool.url)
     admin.onboard()
     admin.put(
         "/api/settings/workers.health_check_interval_seconds",
         {"value": 2, "reason": "fast checks for the test"},
     )
+    return admin
+
+
+def test_register_a_worker_and_see_it_go_offline_live(
+    browser: Browser, fresh_pool: PoolProcess, artifacts: Path
+) -> None:
+    admin = onboard_with_fast_checks(fresh_pool)
     steady = SimProcess(count=2).start()
     doomed = SimProcess().start()
     try:
@@ -84,12 +89,7 @@ def test_register_a_worker_and_see_it_go_offline_live(
 def test_topology_stays_readable_with_300_workers(
     browser: Browser, fresh_pool: PoolProcess, artifacts: Path
 ) -> None:
-    admin = AdminClient(fresh_pool.url)
-    admin.onboard()
-    admin.put(
-        "/api/settings/workers.health_check_interval_seconds",
-        {"value": 2, "reason": "fast checks for the test"},
-    )
+    admin = onboard_with_fast_checks(fresh_pool)
     fleet = SimProcess(count=300).start()
     try:
         for index, url in enumerate(fleet.urls):

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +14,9 @@ from tests.e2e.admin_client import AdminClient
 from tests.e2e.conftest import PoolProcess
 from tests.e2e.sim import SimProcess
 from tests.gguf_files import write_gguf
+from tests.waiting import eventually
 
 Onboarded = tuple[PoolProcess, AdminClient]
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"not within {timeout}s (last: {result!r})")
-        time.sleep(0.2)
 
 
 def send(alice: AdminClient, upload_id: str, offset: int, data: bytes) -> httpx.Response:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
 from typing import Any
 
 import ollama
@@ -13,20 +12,10 @@ import pytest
 from tests.e2e.admin_client import AdminClient, SseReader
 from tests.e2e.conftest import PoolProcess
 from tests.e2e.sim import SimProcess, free_ports
+from tests.waiting import eventually
 
 Onboarded = tuple[PoolProcess, AdminClient]
 INTERVAL = 2  # seconds between health rounds in these tests (the flag's minimum)
-
-
-def eventually(check: Callable[[], Any], timeout: float = 15.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s (last: {result!r})")
-        time.sleep(every)
 
 
 @pytest.fixture(scope="module")

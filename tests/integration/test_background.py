@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -12,20 +12,10 @@ from fastapi.testclient import TestClient
 from domain.context import CommandContext
 from infrastructure.bootstrap import Pool, PoolRuntime
 from infrastructure.scheduler import PeriodicJob, Scheduler
+from tests.waiting import eventually
 from web.app import create_app
 
 ADMIN = CommandContext(actor="admin:alice", reason="quieter logs")
-
-
-def eventually(check: Callable[[], object], timeout: float = 15.0) -> object:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        time.sleep(0.05)
 
 
 def notifications(pool: Pool) -> list[dict[str, object]]:
