@@ -4,19 +4,24 @@ Starts `archipel serve` on a free port with a temp data dir (embedded PostgreSQL
 creates the first admin, then measures two figures, each next to a baseline measured in the
 same run on the same machine:
 
-- SSE notice latency: `--clients` connections stream `GET /api/stream`; `--changes` times a
-  flag is changed with `PUT /api/settings/{key}` and each client's time to receive the
-  `change` event naming that key is measured, from the commit. The commit time is when the
-  bench, LISTENing on the event store's PostgreSQL channel, receives the NOTIFY that the
-  insert of the event sends: PostgreSQL delivers it when the transaction commits. Baseline: the
-  same fanout done by bare Redis pub/sub (as many `redis.asyncio` subscribers on the pool's
-  embedded Redis, publish -> receive). Target: p99 < 100 ms.
+- SSE notice latency: `--clients` connections stream `GET /api/stream` (httpx, asyncio, in this
+  process); a flag is changed `--changes` times with `PUT /api/settings/{key}` (from a thread),
+  and each client's time to receive the `change` event naming that key is measured from the
+  commit. The commit time is when this process, LISTENing on the event store's PostgreSQL
+  channel, receives the NOTIFY that the insert of the event sends: PostgreSQL delivers it as
+  the transaction commits. A change starts at least 300 ms after the previous one, and only
+  once every notice the previous one caused (settings, audit, then the admin notification that
+  the automation records) has reached every client: each change is measured on an idle server.
+  Baseline: the same fanout by bare Redis pub/sub (as many `redis.asyncio` subscribers on the
+  pool's embedded Redis, publish -> receive). Target: p99 < 100 ms.
 - Admin commands/s: `--commands` flag changes with the session cookie, Origin and CSRF header,
-  from `--concurrency` threads (a 409 conflict on the settings aggregate is retried, as the UI
-  would after a reload), against `GET /healthz` with the same clients: the HTTP floor of this
-  server. Target: >= 300 commands/s.
+  from `--concurrency` threads with one keep-alive client each, no SSE client connected; a 409
+  (another change of the settings aggregate came first) is retried, as the UI would after a
+  reload. Baseline: `GET /healthz` with the same clients, the HTTP floor of this server.
+  Target: >= 300 commands/s.
 
-Figures are printed, never asserted; the exit code is 0 unless something fails.
+CPU use of the server, its embedded PostgreSQL and Redis and of the bench is printed for each
+phase. Figures are printed, never asserted; the exit code is 0 unless something fails.
 
     .venv/bin/python bench/sse.py [--clients 500] [--changes 20] [--commands 2000]
                                   [--concurrency 8] [--json]
@@ -58,6 +63,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from infrastructure.bootstrap import NOTICE_CHANNEL  # noqa: E402
 from infrastructure.eventstore import EVENT_STORE_NAME  # noqa: E402
 
 ARCHIPEL = str(Path(sys.executable).parent / "archipel")
@@ -74,6 +80,7 @@ CONNECT_BATCH = 50  # SSE connections opened at once
 FOLLOWED_VIEWS = ("settings", "audit", "notifications")
 FOLLOW_UP_S = 2.0  # how long to wait for the admin notification that follows a change
 SETTLE_S = 0.05  # idle time after the previous change's notices were all delivered
+BUSY_MACHINE_PCT = 15.0  # CPU used by unrelated processes above which a phase is flagged
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -275,9 +282,9 @@ class CommitListener:
                 with self._lock:
                     self.times.append(now)
 
-    def first_between(self, start: float, end: float) -> float | None:
+    def between(self, start: float, end: float) -> list[float]:
         with self._lock:
-            return next((t for t in self.times if start <= t <= end), None)
+            return [t for t in self.times if start <= t <= end]
 
     def close(self) -> None:
         self._stop.set()
@@ -285,14 +292,43 @@ class CommitListener:
         self._conn.close()
 
 
+class NoticeTap:
+    """When each change notice is published to the Redis channel the web process relays."""
+
+    def __init__(self, redis_socket: Path) -> None:
+        self._client = redis.Redis(unix_socket_path=str(redis_socket), socket_timeout=10)
+        self._pubsub = self._client.pubsub()
+        self._pubsub.subscribe(NOTICE_CHANNEL)
+        self.published: dict[tuple[str, int], float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="notice-tap", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            message = self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.2)
+            if message is None or message.get("type") != "message":
+                continue
+            now = time.perf_counter()
+            for notice in json.loads(message["data"]):
+                self.published.setdefault((notice["view"], int(notice["position"])), now)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._pubsub.close()
+        self._client.close()
+
+
 class CpuMeter:
-    """CPU time used meanwhile by the server, its embedded servers and this bench, as % of
-    one core."""
+    """CPU time used meanwhile by the server, its embedded servers, this bench and everything
+    else on the machine, as % of one core."""
 
     def __init__(self, pool: Pool) -> None:
         self._pool = pool
         self._start = time.perf_counter()
         self._self_start = self._own()
+        self._busy_start = self._busy()
         self._processes = self._find()
         self._before = {
             (name, p.pid): self._times(p) for name, ps in self._processes.items() for p in ps
@@ -324,6 +360,12 @@ class CpuMeter:
         return float(times.user + times.system)
 
     @staticmethod
+    def _busy() -> float:
+        """CPU seconds the whole machine spent busy, all processes."""
+        times = psutil.cpu_times()._asdict()
+        return sum(times.get(name, 0.0) for name in ("user", "nice", "system", "irq", "softirq"))
+
+    @staticmethod
     def _own() -> float:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         return usage.ru_utime + usage.ru_stime
@@ -335,6 +377,8 @@ class CpuMeter:
             for name, ps in self._processes.items()
         }
         used["bench"] = self._own() - self._self_start
+        # Anything else running on this machine meanwhile distorts the figures: show it.
+        used["other"] = max(0.0, self._busy() - self._busy_start - sum(used.values()))
         return {f"{name}_pct": 100 * seconds / wall for name, seconds in used.items()}
 
 
@@ -350,6 +394,10 @@ class Fanout:
     ready: int = 0
     all_ready: asyncio.Event = field(default_factory=asyncio.Event)
     failed: list[str] = field(default_factory=list)
+    pings: list[float] = field(default_factory=list)
+
+    def pings_between(self, start: float, end: float) -> int:
+        return sum(start <= t <= end for t in self.pings)
 
     def arrived(self, view: str, position: int, client: int, at: float) -> None:
         self.arrivals.setdefault((view, position), {}).setdefault(client, at)
@@ -389,7 +437,8 @@ async def sse_client(http: httpx.AsyncClient, index: int, fanout: Fanout) -> Non
             event, data = "message", ""
             async for line in response.aiter_lines():
                 if line:
-                    if line.startswith(":"):
+                    if line.startswith(":"):  # a comment: sse-starlette's heartbeat ping
+                        fanout.pings.append(time.perf_counter())
                         continue
                     name, _, value = line.partition(":")
                     value = value[1:] if value.startswith(" ") else value
@@ -426,12 +475,21 @@ async def sse_latency(
     limits = httpx.Limits(max_connections=args.clients + 10, max_keepalive_connections=0)
     timeout = httpx.Timeout(30, read=None)  # the server pings every 15 s; no read deadline
     listener = CommitListener(pool.database_url)
+    tap = NoticeTap(pool.redis_socket)
     put_http = session.client(timeout=30)
     tasks: list[asyncio.Task[None]] = []
-    samples: dict[str, list[float]] = {"commit": [], "response": [], "sent": [], "audit": []}
+    samples: dict[str, list[float]] = {
+        "commit": [],
+        "response": [],
+        "sent": [],
+        "audit": [],
+        "published": [],
+    }
     negatives = {"commit": 0, "response": 0}
     missed = {"settings": 0, "audit": 0}
     follow_ups = 0
+    ambiguous = 0  # changes for which something else committed events too
+    head = 0  # the position of the last event seen
     rounds: list[dict[str, Any]] = []
     try:
         async with httpx.AsyncClient(
@@ -449,7 +507,6 @@ async def sse_latency(
             connect_seconds = time.perf_counter() - connect_start
             await asyncio.sleep(1.0)  # let the server settle after the connection burst
 
-            last_position = 0
             cpu: CpuMeter | None = None
             timed_start = 0.0
             for round_index in range(WARMUP_CHANGES + args.changes):
@@ -467,15 +524,17 @@ async def sse_latency(
                 sent, answered, response = await asyncio.to_thread(change)
                 if response.status_code != 200:
                     raise RuntimeError(f"PUT failed: {response.status_code} {response.text}")
-                position = await fanout.wait_new_position(
-                    "settings", last_position, DELIVERY_TIMEOUT_S
-                )
+                position = await fanout.wait_new_position("settings", head, DELIVERY_TIMEOUT_S)
                 if position is None:
                     raise RuntimeError("no client received the change notice within 5 s")
-                last_position = position
-                committed = listener.first_between(sent, answered + 1.0)
-                if committed is None:
+                # Events are recorded one at a time here: when this change's event directly
+                # follows the last one seen, nothing else committed before it, and the first
+                # NOTIFY after the PUT was sent is its commit.
+                unseen_before = position != head + 1
+                commits = listener.between(sent, answered + 1.0)
+                if not commits:
                     raise RuntimeError("no NOTIFY received for the commit of a flag change")
+                committed = commits[0]
                 deadline = committed + DELIVERY_TIMEOUT_S
                 await fanout.wait_all("settings", position, deadline)
                 # The same commit also sends everyone an audit notice, and a moment later the
@@ -483,6 +542,7 @@ async def sse_latency(
                 # notices): wait for all of them, so that each change starts on an idle server.
                 await fanout.wait_all("audit", position, deadline)
                 follow_up = await fanout.wait_new_position("notifications", position, FOLLOW_UP_S)
+                head = position if follow_up is None else follow_up
                 if follow_up is not None:
                     follow_ups += round_index >= WARMUP_CHANGES
                     await fanout.wait_all("notifications", follow_up, deadline + FOLLOW_UP_S)
@@ -492,6 +552,7 @@ async def sse_latency(
                 received = fanout.received("settings", position)
                 audit = fanout.received("audit", position)
                 if round_index >= WARMUP_CHANGES:
+                    ambiguous += unseen_before
                     missed["settings"] += args.clients - len(received)
                     missed["audit"] += args.clients - len(audit)
                     for at in received.values():
@@ -502,14 +563,22 @@ async def sse_latency(
                             samples[name].append(max(0.0, latency))
                         samples["sent"].append(at - sent)
                     samples["audit"] += [at - committed for at in audit.values()]
+                    published = tap.published.get(("settings", position), committed)
+                    samples["published"] += [at - published for at in received.values()]
                     rounds.append(
                         {
                             "position": position,
+                            "published_ms": (published - committed) * 1000,
+                            "audit_published_first": tap.published.get(("audit", position), 1e18)
+                            < published,
                             "put_ms": (answered - sent) * 1000,
                             "commit_after_send_ms": (committed - sent) * 1000,
                             "first_ms": (min(received.values()) - committed) * 1000,
                             "last_ms": (max(received.values()) - committed) * 1000,
                             "received": len(received),
+                            "pings_meanwhile": fanout.pings_between(
+                                committed, max(received.values())
+                            ),
                         }
                     )
                 await asyncio.sleep(max(SETTLE_S, SPACING_S - (time.perf_counter() - started)))
@@ -521,6 +590,7 @@ async def sse_latency(
         await asyncio.gather(*tasks, return_exceptions=True)
         put_http.close()
         listener.close()
+        tap.close()
 
     def spread(key: str) -> dict[str, float]:
         return percentiles([r[key] / 1000 for r in rounds])
@@ -541,6 +611,10 @@ async def sse_latency(
         "negative_from_commit_clamped": negatives["commit"],
         "audit_notice_from_commit": {**percentiles(samples["audit"]), "missed": missed["audit"]},
         "follow_up_notifications": follow_ups,
+        "unseen_events_before_change": ambiguous,
+        "commit_to_redis_publish": spread("published_ms"),
+        "audit_published_first": sum(r["audit_published_first"] for r in rounds),
+        "redis_publish_to_client": percentiles(samples["published"]),
         "put_ms": spread("put_ms"),
         "first_client_ms": spread("first_ms"),
         "last_client_ms": spread("last_ms"),
@@ -593,7 +667,7 @@ async def redis_fanout(pool: Pool, args: argparse.Namespace) -> dict[str, Any]:
             if fanout.failed:
                 raise RuntimeError(f"Redis subscribers failed: {fanout.failed[:3]}")
         await asyncio.wait_for(fanout.all_ready.wait(), timeout=60)
-        await asyncio.sleep(0.2)  # SUBSCRIBE acknowledged before `became_ready`; settle anyway
+        await asyncio.sleep(0.2)  # SUBSCRIBEs sent, maybe not yet acknowledged; PUBLISH counts
         cpu: CpuMeter | None = None
         for round_index in range(WARMUP_CHANGES + args.changes):
             if round_index == WARMUP_CHANGES:
@@ -770,9 +844,12 @@ def report(results: dict[str, Any]) -> str:
     def cpu(usage: dict[str, float]) -> str:
         if not usage:
             return "    CPU: n/a"
-        return "    CPU (% of one core): " + ", ".join(
+        text = "    CPU (% of one core): " + ", ".join(
             f"{name.removesuffix('_pct')} {pct:.0f}" for name, pct in usage.items()
         )
+        if usage.get("other_pct", 0.0) > BUSY_MACHINE_PCT:
+            text += "  <- other work on this machine: figures are pessimistic"
+        return text
 
     ratio = s["ratio_p99_to_baseline"]
     audit = s["audit_notice_from_commit"]
@@ -789,16 +866,32 @@ def report(results: dict[str, Any]) -> str:
             "previous one were delivered:",
             "  settings + audit, then the admin notification the automation records: "
             f"{s['follow_up_notifications']} of {s['changes']} changes had one)",
-            line("commit -> client", s["from_commit"]),
+            line(
+                "commit -> client",
+                s["from_commit"],
+                f"  ({s['negative_from_commit_clamped']} < 0)",
+            ),
             "    commit = when this process gets the NOTIFY that PostgreSQL delivers as the "
             "event's transaction",
             "    commits (LISTEN on the event store's channel); under-estimates by that "
             "delivery, < 1 ms here.",
+            *(
+                [
+                    f"    ({s['unseen_events_before_change']} changes came after an event "
+                    "the bench did not see: their commit time may be early)"
+                ]
+                if s["unseen_events_before_change"]
+                else []
+            ),
             line("PUT response -> client", response, f"  ({response['negative_clamped']} < 0)"),
             "    negative values clamped to 0: the handler publishes the notice before it "
             "answers, so timing",
             "    from the response hides most of the latency; shown for comparison only.",
             line("PUT sent -> client", s["from_put_sent"], "  (upper bound)"),
+            line("  commit -> Redis publish", s["commit_to_redis_publish"]),
+            line("  Redis publish -> client", s["redis_publish_to_client"]),
+            f"    (the audit notice of the same commit was published first for "
+            f"{s['audit_published_first']} of {s['changes']} changes)",
             line("  first client per change", s["first_client_ms"]),
             line("  last client per change", s["last_client_ms"]),
             line("  PUT sent -> commit", s["commit_after_send_ms"]),
