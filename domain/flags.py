@@ -282,6 +282,16 @@ REGISTRY: dict[str, FlagSpec] = _flags(
         item_pattern=_EMAIL.pattern,
     ),
     FlagSpec(
+        "cluster.catalog_master_pool",
+        FlagType.STRING,
+        "",
+        C,
+        "Pool id of the catalog master: only its catalog edits are accepted from peers "
+        "(empty: every pool keeps its own catalog).",
+        Page.CLUSTER_CONFIG,
+        max_length=64,
+    ),
+    FlagSpec(
         "cluster.smart_routing_enabled",
         FlagType.BOOL,
         False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import time
@@ -9,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from application.workers import verdict
 from infrastructure.deployer import DeployError
+from infrastructure.federation import FederationRefused
+from infrastructure.replication import pull
 from projections.workers import list_workers
 
 if TYPE_CHECKING:
@@ -37,8 +40,32 @@ def register_actors(pool: Pool) -> None:
 
     background.register("announce_flag_change", announce_flag_change)
     background.register("check_workers", check_workers)
+
+    def pull_peers(message: dict[str, Any]) -> None:
+        for peer_id in message.get("peers") or paired_peers(pool):
+            try:
+                pull(pool, peer_id)
+            except FederationRefused as error:
+                log.warning("replication from %s: %s", peer_id, error)
+
+    def notify_peers(message: dict[str, Any]) -> None:
+        for peer_id in paired_peers(pool):
+            peer = pool.federation.get(peer_id)
+            with contextlib.suppress(FederationRefused):
+                pool.peer_client.call(
+                    peer.url, peer_id, "POST", "/federation/v1/notify", {}, timeout=5
+                )
+
+    background.register("pull_peers", pull_peers)
+    background.register("notify_peers", notify_peers)
     background.register("deploy_model", deploy_model)
     background.register("undeploy_model", undeploy_model)
+
+
+def paired_peers(pool: Pool) -> list[str]:
+    with pool.database.connection() as conn:
+        rows = conn.execute("SELECT pool_id FROM peers_view WHERE status = 'paired'").fetchall()
+    return [str(row["pool_id"]) for row in rows]
 
 
 def run_health_round(pool: Pool) -> int:

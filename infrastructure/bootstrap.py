@@ -7,17 +7,20 @@ scheduler) in threads beside the web server. Everything else receives what it ne
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis
 
 from application.admins import AdminService
 from application.automations import NotificationAutomation
 from application.catalog import CatalogService, DeploymentAutomation
+from application.federation import FederationService
 from application.onboarding import OnboardingService
 from application.personal_data import PersonalDataService
 from application.settings import SettingsService
@@ -36,9 +39,11 @@ from infrastructure.database import CORE_SCHEMA, Database
 from infrastructure.deployer import OllamaDeployer
 from infrastructure.embedded import EmbeddedPostgres, EmbeddedRedis
 from infrastructure.eventstore import PoolEventStore, postgres_env
+from infrastructure.federation import PeerClient, PoolSigner
 from infrastructure.identity import FileIdentityKeys
 from infrastructure.ollama_health import HealthChecker, OllamaHttpProbe
 from infrastructure.passwords import Argon2Passwords
+from infrastructure.replication import HttpPeerTransport
 from infrastructure.scheduler import PeriodicJob, Scheduler
 from infrastructure.sessions import SESSIONS_SCHEMA, PostgresSessionStore, RedisLoginThrottle
 from infrastructure.telemetry import RedisTelemetry
@@ -46,6 +51,7 @@ from projections.admins import AdminsView
 from projections.audit import AuditView
 from projections.catalog import CatalogView
 from projections.erasure import ErasureView
+from projections.federation import FederationLogView, PeersView
 from projections.framework import (
     POSITIONS_SCHEMA,
     ChangeNotice,
@@ -100,6 +106,9 @@ class Pool:
     deployments: DeploymentAutomation
     blobs: BlobStore
     deployer: OllamaDeployer
+    signer: PoolSigner
+    peer_client: PeerClient
+    federation: FederationService
     redis: redis.Redis
     redis_url: str
     background: Background
@@ -131,7 +140,11 @@ class Pool:
         self._stops.clear()
 
 
-def read_models(background: Background | None) -> list[ReadModel]:
+def read_models(
+    background: Background | None,
+    own_pool: Callable[[], str] = str,
+    woken: Callable[[], None] | None = None,
+) -> list[ReadModel]:
     relay = background.relay if background is not None else None
     return [
         SettingsView(),
@@ -140,6 +153,8 @@ def read_models(background: Background | None) -> list[ReadModel]:
         AdminsView(),
         WorkersView(),
         CatalogView(),
+        PeersView(),
+        FederationLogView(own_pool=own_pool, woken=woken),
         ErasureView(),
         OutboxView(relay),
     ]
@@ -201,7 +216,13 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
     background = Background(redis_url, database)
     stops.append(background.close)
 
-    models = read_models(background)
+    pool_ids: list[str] = []  # known once the schema exists; the log view needs it later
+
+    def wake_peers() -> None:
+        with contextlib.suppress(Exception):
+            background.enqueue("notify_peers", {})
+
+    models = read_models(background, own_pool=lambda: pool_ids[0], woken=wake_peers)
     schema: list[str] = [
         *CORE_SCHEMA,
         *POSITIONS_SCHEMA,
@@ -214,6 +235,7 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         database.ensure_vector()
         database.apply_schema(schema)
         store = PoolEventStore(postgres_env(database_url), pool_id=database.pool_id())
+    pool_ids.append(store.pool_id)
     stops.append(store.close)
 
     master_key = load_or_create_master_key(config.data_dir)
@@ -231,6 +253,15 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
     )
     identity = FileIdentityKeys(config.data_dir, master_key)
     blobs = BlobStore(config.data_dir)
+    signer = PoolSigner(identity, store.pool_id)
+    peer_client = PeerClient(signer)
+    onboarding_holder: list[OnboardingService] = []
+
+    def own_key_document() -> dict[str, Any]:
+        profile = onboarding_holder[0].profile()
+        url = config.public_url or profile.get("public_url") or config.effective_public_url
+        return signer.key_document(url, str(profile.get("pool_name", "")))
+
     notices = RedisNotices(redis_client)
     runners = {
         model.name: ProjectionRunner(
@@ -256,6 +287,9 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         deployments=DeploymentAutomation(store),
         blobs=blobs,
         deployer=OllamaDeployer(blobs.path),
+        signer=signer,
+        peer_client=peer_client,
+        federation=FederationService(store, HttpPeerTransport(peer_client, own_key_document)),
         redis=redis_client,
         redis_url=redis_url,
         background=background,
@@ -263,6 +297,7 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         runners=runners,
         _stops=stops,
     )
+    onboarding_holder.append(pool.onboarding)
     register_actors(pool)
     return pool
 
@@ -319,6 +354,13 @@ class PoolRuntime:
                 interval=lambda: pool.settings.int_value("workers.health_check_interval_seconds"),
                 enabled=lambda: True,
                 run=lambda: pool.background.enqueue("check_workers", {}),
+            ),
+            # Replication: pull from every paired pool (notify only wakes them sooner).
+            PeriodicJob(
+                "replication",
+                interval=lambda: 3.0,
+                enabled=lambda: pool.settings.bool_value("federation.replication_enabled"),
+                run=lambda: pool.background.enqueue("pull_peers", {}),
             ),
             # Housekeeping: change notices older than live clients may resume from, and
             # sessions past any absolute timeout.

@@ -18,6 +18,7 @@ from web.routers import (
     admins,
     audit,
     auth,
+    federation,
     health,
     models,
     onboarding,
@@ -62,6 +63,9 @@ def build_api(lifespan: Any = None) -> FastAPI:
         models.distribution_router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
+    app.include_router(federation.router, responses=ERROR_RESPONSES)
+    app.include_router(federation.cluster_router, responses=ERROR_RESPONSES)
+    app.include_router(federation.protocol)
     app.include_router(health.router)
     return app
 

@@ -29,6 +29,7 @@ from domain.errors import (
     NotFound,
     UnknownFlag,
 )
+from domain.federation import PairingRefused, PeerStateError
 from domain.onboarding import AlreadyOnboarded, OnboardingError
 from domain.passwords import WeakPassword
 from domain.workers import InvalidWorker, WorkerStateError
@@ -61,6 +62,8 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NoWorkerAvailable: 409,
     InvalidModel: 422,
     ModelStateError: 409,
+    PairingRefused: 422,
+    PeerStateError: 409,
 }
 
 

@@ -343,3 +343,56 @@ class AssignmentCreate(Reasoned):
 class DistributionPublic(BaseModel):
     models: list[ModelPublic]
     workers: list[WorkerPublic]
+
+
+class InviteCreate(Reasoned):
+    pass
+
+
+class InvitePublic(BaseModel):
+    code: str = Field(description="Give it to the other pool's admin; it works once")
+    expires_at: datetime
+
+
+class PairingCreate(Reasoned):
+    url: str = Field(min_length=1, max_length=300, description="The other pool's URL")
+    code: str = Field(min_length=1, max_length=100, description="Its invite code")
+
+
+class PeerPublic(BaseModel):
+    pool_id: str
+    name: str
+    url: str
+    key_id: str
+    status: str = Field(description="paired, quarantined or unpaired")
+    status_reason: str
+    paired_at: datetime
+    applied_seq: int
+    lag_events: int
+    last_seen_at: datetime | None
+    lag_seconds: float | None
+    rejected_batches: int
+
+
+class FederationPublic(BaseModel):
+    pool_id: str
+    key_id: str | None
+    public_key: str | None
+    peers: list[PeerPublic]
+
+
+class ClusterWorkerPublic(BaseModel):
+    pool_id: str
+    pool_name: str
+    worker_id: str
+    name: str
+    url: str
+    labels: list[str]
+    capacity: int
+    status: str
+    status_reason: str
+    drained: bool
+
+
+class ClusterWorkersPublic(BaseModel):
+    items: list[ClusterWorkerPublic]

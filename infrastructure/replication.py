@@ -1,0 +1,263 @@
+"""Replication between paired pools: the pairing transport, serving the log, pulling batches.
+
+Inbound pipeline, in this order: schema -> signature -> chain continuity -> authorisation ->
+store the events and the high-water mark in one transaction (with the cluster views they feed).
+A batch failing any step is stored as rejected with its reason, applies nothing, and opens an
+incident; a batch that contradicts history we already hold (a broken chain at our high-water
+mark) is equivocation, and quarantines the peer.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from psycopg.types.json import Jsonb
+
+from application.federation import PeerIdentity, may_send
+from domain.canonical import GENESIS
+from domain.federation import PairingRefused
+from infrastructure.federation import (
+    FederationRefused,
+    PeerClient,
+    PoolSigner,
+    check_batch,
+    check_key_document,
+    current_key,
+    sign_batch,
+)
+from projections.federation import log_hash_at, log_head, log_rows
+
+if TYPE_CHECKING:
+    from infrastructure.bootstrap import Pool
+
+log = logging.getLogger(__name__)
+BATCH_LIMIT = 500
+
+
+def identity_from(signed_document: dict[str, Any]) -> PeerIdentity:
+    document = check_key_document(signed_document)
+    key_id, public_key = current_key(document)
+    return PeerIdentity(
+        str(document["pool_id"]),
+        str(document.get("url", "")),
+        str(document.get("name", "")),
+        key_id,
+        public_key,
+    )
+
+
+class HttpPeerTransport:
+    def __init__(self, client: PeerClient, own_document: Any) -> None:
+        self._client = client
+        self._own_document = own_document  # () -> our signed key document
+
+    def fetch_identity(self, url: str) -> PeerIdentity:
+        try:
+            identity = identity_from(self._client.key_document(url))
+        except FederationRefused as error:
+            raise PairingRefused(str(error)) from None
+        return PeerIdentity(
+            identity.pool_id, url, identity.name, identity.key_id, identity.public_key
+        )
+
+    def request_pairing(self, peer: PeerIdentity, code: str) -> PeerIdentity:
+        try:
+            answer = self._client.call(
+                peer.url,
+                peer.pool_id,
+                "POST",
+                "/federation/v1/pair",
+                {"code": code, "key_document": self._own_document()},
+            )
+        except FederationRefused as error:
+            raise PairingRefused(str(error)) from None
+        if answer.status_code != 200:
+            detail = answer.json().get("detail", answer.text) if answer.content else ""
+            raise PairingRefused(f"the other pool refused: {detail}")
+        try:
+            return identity_from(answer.json())
+        except FederationRefused as error:
+            raise PairingRefused(str(error)) from None
+
+    def tell_unpaired(self, peer: PeerIdentity) -> None:
+        self._client.call(peer.url, peer.pool_id, "POST", "/federation/v1/unpair", {})
+
+
+def serve_log(
+    pool: Pool, signer: PoolSigner, destination: str, after: int, limit: int
+) -> dict[str, Any]:
+    with pool.database.connection() as conn:
+        prev = log_hash_at(conn, after)
+        if prev is None:
+            raise FederationRefused(f"no event {after} in this log")
+        rows = log_rows(conn, after, min(max(limit, 1), BATCH_LIMIT))
+        head = log_head(conn)
+    return sign_batch(signer, destination, [dict(r) for r in rows], prev, head)
+
+
+def pull(pool: Pool, peer_pool_id: str) -> int:
+    """Fetch and apply what the peer has for us; returns how many events were applied."""
+    peer = pool.federation.find(peer_pool_id)
+    if peer is None or str(peer.status) != "paired":
+        return 0
+    applied = 0
+    while True:
+        with pool.database.connection() as conn:
+            mark = conn.execute(
+                "SELECT seq, head_hash FROM peer_positions WHERE origin = %s", (peer_pool_id,)
+            ).fetchone()
+        after, known = (int(mark["seq"]), str(mark["head_hash"])) if mark else (0, GENESIS)
+        answer = pool.peer_client.call(
+            peer.url, peer_pool_id, "GET", f"/federation/v1/log?after={after}&limit={BATCH_LIMIT}"
+        )
+        if answer.status_code != 200:
+            raise FederationRefused(f"{peer.url} answered HTTP {answer.status_code}")
+        try:
+            body = answer.json()
+        except ValueError:
+            body = None
+        try:
+            batch = check_batch(body, peer_pool_id, pool.pool_id, peer.public_key, after, known)
+            master = str(pool.settings.value("cluster.catalog_master_pool"))
+            refused = [
+                e.get("type")
+                for e in batch.events
+                if not may_send(str(e.get("type")), peer_pool_id, master)
+            ]
+            if refused:
+                raise FederationRefused(
+                    f"authorisation: {peer_pool_id} may not send {', '.join(map(str, refused))}"
+                )
+        except FederationRefused as error:
+            reject(pool, peer_pool_id, body, str(error), after)
+            raise
+        count = apply_batch(pool, peer_pool_id, batch.header, batch.events)
+        applied += count
+        if count < BATCH_LIMIT:
+            return applied
+
+
+def apply_batch(
+    pool: Pool, origin: str, header: dict[str, Any], events: list[dict[str, Any]]
+) -> int:
+    """Events, high-water mark and the cluster views they feed, in one transaction."""
+    from domain.canonical import chain_hash
+
+    with pool.database.connection() as conn:
+        mark = conn.execute(
+            "SELECT head_hash FROM peer_positions WHERE origin = %s FOR UPDATE", (origin,)
+        ).fetchone()
+        running = str(mark["head_hash"]) if mark else GENESIS
+        if running != header["prev_hash"]:
+            return 0  # another process applied it first
+        for event in events:
+            running = chain_hash(running, event)
+            conn.execute(
+                "INSERT INTO peer_log (origin, seq, event, hash) VALUES (%s, %s, %s, %s)",
+                (origin, event["seq"], Jsonb(event), running),
+            )
+            project_cluster_worker(conn, origin, event)
+        conn.execute(
+            """INSERT INTO peer_positions (origin, seq, head_hash, origin_head_seq, last_seen_at,
+                 last_batch_at) VALUES (%s, %s, %s, %s, now(), now())
+               ON CONFLICT (origin) DO UPDATE SET seq = EXCLUDED.seq,
+                 head_hash = EXCLUDED.head_hash, origin_head_seq = EXCLUDED.origin_head_seq,
+                 last_seen_at = now(),
+                 last_batch_at = CASE WHEN %s > 0 THEN now() ELSE peer_positions.last_batch_at
+                                 END""",
+            (
+                origin,
+                header["last_seq"] or (header["first_seq"] or 1) - 1
+                if events
+                else _seq_of(conn, origin),
+                running,
+                header["origin_head_seq"],
+                len(events),
+            ),
+        )
+    return len(events)
+
+
+def _seq_of(conn: Any, origin: str) -> int:
+    row = conn.execute("SELECT seq FROM peer_positions WHERE origin = %s", (origin,)).fetchone()
+    return int(row["seq"]) if row else 0
+
+
+def project_cluster_worker(conn: Any, origin: str, event: dict[str, Any]) -> None:
+    """The cluster-wide view of workers, fed by each peer's verified log."""
+    kind = str(event.get("type", ""))
+    if not kind.startswith("Worker."):
+        return
+    payload, worker_id = event.get("payload", {}), event.get("aggregate_id")
+    match kind.split(".", 1)[1]:
+        case "Registered" | "RegisteredAgain":
+            conn.execute(
+                """INSERT INTO cluster_workers_view (pool_id, worker_id, name, url, labels,
+                     capacity, status, status_reason) VALUES (%s, %s, %s, %s, %s, %s, 'unknown',
+                     'not checked yet')
+                   ON CONFLICT (pool_id, worker_id) DO UPDATE SET name = EXCLUDED.name,
+                     labels = EXCLUDED.labels, capacity = EXCLUDED.capacity, removed = false,
+                     updated_at = now()""",
+                (
+                    origin,
+                    worker_id,
+                    payload.get("name", ""),
+                    payload.get("url", ""),
+                    Jsonb(payload.get("labels", [])),
+                    payload.get("capacity", 1),
+                ),
+            )
+        case "Edited":
+            conn.execute(
+                "UPDATE cluster_workers_view SET name = %s, labels = %s, capacity = %s, "
+                "updated_at = now() WHERE pool_id = %s AND worker_id = %s",
+                (payload["name"], Jsonb(payload["labels"]), payload["capacity"], origin, worker_id),
+            )
+        case "StatusChanged":
+            conn.execute(
+                "UPDATE cluster_workers_view SET status = %s, status_reason = %s, "
+                "updated_at = now() WHERE pool_id = %s AND worker_id = %s",
+                (payload["status"], payload["reason"], origin, worker_id),
+            )
+        case "Drained" | "Undrained":
+            conn.execute(
+                "UPDATE cluster_workers_view SET drained = %s, updated_at = now() "
+                "WHERE pool_id = %s AND worker_id = %s",
+                (kind.endswith(".Drained"), origin, worker_id),
+            )
+        case "Removed":
+            conn.execute(
+                "UPDATE cluster_workers_view SET removed = true, updated_at = now() "
+                "WHERE pool_id = %s AND worker_id = %s",
+                (origin, worker_id),
+            )
+
+
+def reject(pool: Pool, origin: str, body: Any, reason: str, after: int) -> None:
+    """Keep the refused batch and why; open an incident; quarantine on equivocation."""
+    header = body.get("header", {}) if isinstance(body, dict) else {}
+    with pool.database.connection() as conn:
+        conn.execute(
+            "INSERT INTO rejected_batches (origin, first_seq, last_seq, reason, body) "
+            "VALUES (%s, %s, %s, %s, %s)",
+            (
+                origin,
+                _int(header.get("first_seq")),
+                _int(header.get("last_seq")),
+                reason,
+                Jsonb(body if isinstance(body, dict | list) else {"raw": str(body)[:10000]}),
+            ),
+        )
+        conn.execute(
+            "INSERT INTO incidents (kind, severity, subject, title, detail) "
+            "VALUES ('replication', 'warning', %s, %s, %s)",
+            (f"peer:{origin}", "a batch from a paired pool was rejected", reason),
+        )
+    log.warning("rejected a batch from %s after seq %d: %s", origin, after, reason)
+    if reason.startswith("chain: the batch does not continue"):
+        pool.federation.quarantine(origin, f"equivocation: {reason}")
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

@@ -1,0 +1,133 @@
+"""Two pools on loopback: pairing with an invite, signed replication, refused forgeries."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import nacl.signing
+import pytest
+
+from infrastructure.federation import b64, request_claim
+from tests.e2e.admin_client import AdminClient
+from tests.e2e.conftest import PoolProcess, shut_down
+from tests.e2e.sim import SimProcess
+from tests.waiting import eventually
+
+Pools = tuple[tuple[PoolProcess, AdminClient], tuple[PoolProcess, AdminClient]]
+
+
+@pytest.fixture(scope="module")
+def two_pools() -> Iterator[Pools]:
+    base = Path(tempfile.mkdtemp(prefix="archipel-fed-", dir="/tmp"))
+    pools = [PoolProcess(base / name) for name in ("a", "b")]
+    admins = []
+    try:
+        for pool in pools:
+            pool.start()
+            admin = AdminClient(pool.url)
+            admin.onboard()
+            admins.append(admin)
+        yield (pools[0], admins[0]), (pools[1], admins[1])
+    finally:
+        for pool in pools:
+            shut_down(pool)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_pairing_replication_and_refusals(two_pools: Pools) -> None:
+    (a, alice), (b, bob) = two_pools
+    key = httpx.get(f"{b.url}/federation/v1/key").json()
+    assert key["document"]["keys"][0]["key_id"] == "ed25519:1" and key["signature"]
+
+    # B's admin makes an invite; A's admin pairs with B's URL and the code.
+    invite = bob.post("/api/federation/invites", {"reason": "pair with paris"}).json()
+    wrong = alice.post("/api/federation/peers", {"url": b.url, "code": "nope", "reason": "r"})
+    assert wrong.status_code == 422 and "invite code" in wrong.json()["detail"]
+    paired = alice.post(
+        "/api/federation/peers", {"url": b.url, "code": invite["code"], "reason": "one cluster"}
+    )
+    assert paired.status_code == 201, paired.text
+    b_id = paired.json()["pool_id"]
+    a_id = alice.get("/api/federation").json()["pool_id"]
+    assert [p["pool_id"] for p in bob.get("/api/federation").json()["peers"]] == [a_id]
+    reused = alice.post(
+        "/api/federation/peers", {"url": b.url, "code": invite["code"], "reason": "again"}
+    )
+    assert reused.status_code == 422  # already paired (and the code was used up)
+
+    # A worker registered on A appears among B's cluster workers (signed batches, pulled).
+    sim = SimProcess().start()
+    try:
+        alice.post("/api/workers", {"url": sim.urls[0], "name": "gpu-a-1", "reason": "r"})
+        found = eventually(
+            lambda: [
+                w for w in bob.get("/api/cluster-workers").json()["items"] if w["name"] == "gpu-a-1"
+            ],
+            timeout=20,
+        )
+        assert found[0]["pool_id"] == a_id
+        peer_a = eventually(
+            lambda: [p for p in bob.get("/api/federation").json()["peers"] if p["applied_seq"] > 0],
+            timeout=20,
+        )[0]
+        assert peer_a["lag_events"] == 0 and peer_a["rejected_batches"] == 0
+    finally:
+        sim.stop()
+
+    # Forgeries are refused: unsigned, signed by an unknown key, replayed, wrong destination.
+    assert httpx.get(f"{a.url}/federation/v1/log").status_code == 401
+    stranger = nacl.signing.SigningKey.generate()
+
+    def signed(
+        origin: str,
+        destination: str,
+        timestamp: int,
+        key: nacl.signing.SigningKey,
+        nonce: str = "ab" * 16,
+    ) -> dict[str, str]:
+        fields = {
+            "origin": origin,
+            "destination": destination,
+            "timestamp": str(timestamp),
+            "nonce": nonce,
+        }
+        claim = request_claim("GET", "/federation/v1/log?after=0", fields, b"")
+        from domain.canonical import canonical
+
+        signature = b64(key.sign(canonical("archipel/request/v1", claim)).signature)
+        return {
+            f"X-Archipel-{k.capitalize()}": v
+            for k, v in {**fields, "key": "ed25519:1", "signature": signature}.items()
+        }
+
+    import time
+
+    forged = httpx.get(
+        f"{a.url}/federation/v1/log?after=0", headers=signed(b_id, a_id, int(time.time()), stranger)
+    )
+    assert forged.status_code == 401 and "bad signature" in forged.json()["detail"]
+    unknown = httpx.get(
+        f"{a.url}/federation/v1/log?after=0",
+        headers=signed("some-other-pool", a_id, int(time.time()), stranger),
+    )
+    assert unknown.status_code == 401 and "unpaired" in unknown.json()["detail"]
+    skewed = httpx.get(
+        f"{a.url}/federation/v1/log?after=0",
+        headers=signed(b_id, a_id, int(time.time()) - 600, stranger),
+    )
+    assert skewed.status_code == 401 and "skew" in skewed.json()["detail"]
+    elsewhere = httpx.get(
+        f"{a.url}/federation/v1/log?after=0",
+        headers=signed(b_id, "another-pool", int(time.time()), stranger),
+    )
+    assert elsewhere.status_code == 401 and "another pool" in elsewhere.json()["detail"]
+
+    # Unpairing from one side ends it on both.
+    assert (
+        alice.post(f"/api/federation/peers/{b_id}/unpair", {"reason": "split"}).status_code == 200
+    )
+    eventually(lambda: bob.get("/api/federation").json()["peers"][0]["status"] == "unpaired")
