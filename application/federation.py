@@ -8,6 +8,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 from application.ports import AggregateStore
 from domain.context import CommandContext, recording
@@ -70,7 +71,10 @@ class FederationService:
 
     def pair_with(self, url: str, code: str, context: CommandContext) -> Peer:
         """This pool asks the pool at `url` to pair, with the invite code its admin gave."""
-        peer = self._transport.fetch_identity(url.rstrip("/"))
+        parts = urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or not url.isprintable():
+            raise PairingRefused(f"{url!r} is not an http:// or https:// URL of a pool")
+        peer = self._transport.fetch_identity(url.strip().rstrip("/"))
         if peer.pool_id == self._store.pool_id:
             raise PairingRefused("that URL is this pool itself")
         existing = self.find(peer.pool_id)

@@ -183,7 +183,7 @@ class PeerClient:
     def key_document(self, url: str) -> dict[str, Any]:
         try:
             answer = httpx.get(f"{url}/federation/v1/key", timeout=10, verify=tls_context())
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
             raise FederationRefused(f"cannot reach {url}: {error}") from None
         if answer.status_code != 200:
             raise FederationRefused(f"{url} is not an Archipel pool (no key document)")
@@ -213,7 +213,7 @@ class PeerClient:
                 timeout=timeout,
                 verify=tls_context(),
             )
-        except httpx.HTTPError as error:
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
             raise FederationRefused(f"cannot reach {url}: {error}") from None
 
 

@@ -86,6 +86,9 @@ def jsonable(value: Any) -> Any:
         return str(value)
     if isinstance(value, Sealed):
         return {"sealed_for": value.subject}
+    if isinstance(value, str) and "\x00" in value:
+        # PostgreSQL text cannot hold NUL: one such character must not stall a view forever.
+        return value.replace("\x00", "\ufffd")
     return value
 
 
@@ -256,7 +259,7 @@ class StoreEventSource:
 
     def _decode(self, notification: Notification) -> RecordedEvent:
         state = self._store.mapper.transcoder.decode(notification.state)
-        meta = state.pop("meta", {}) or {}
+        meta = jsonable(state.pop("meta", {}) or {})
         for internal in ("timestamp", "originator_topic"):
             state.pop(internal, None)
         return RecordedEvent(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import psycopg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -90,6 +91,14 @@ def install_error_handlers(app: FastAPI) -> None:
             headers["WWW-Authenticate"] = 'Cookie realm="archipel"'
         return JSONResponse(
             error_body(error.detail, error.code), status_code=status_for(error), headers=headers
+        )
+
+    @app.exception_handler(psycopg.DataError)
+    async def data_error(request: Request, error: psycopg.DataError) -> JSONResponse:
+        # e.g. a NUL character in a filter: PostgreSQL text cannot hold it.
+        return JSONResponse(
+            error_body("the request holds characters this field cannot take", "invalid_input"),
+            status_code=422,
         )
 
     @app.exception_handler(RequestValidationError)

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator, MutableMapping
+from typing import Any
 
-from fastapi import Request, Response
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -85,21 +84,13 @@ class HttpMetrics:
         )
         self.registry.register(PoolCollector(runtime, live_clients))
 
-    async def middleware(
-        self, request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        started = time.perf_counter()
-        status = 500
-        try:
-            response = await call_next(request)
-            status = response.status_code
-            return response
-        finally:
-            route = request.scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
-            if template != "/api/stream":  # a stream's duration is its lifetime, not latency
-                self.latency.labels(request.method, template).observe(time.perf_counter() - started)
-            self.requests.labels(request.method, template, str(status)).inc()
+    def observe(self, scope: MutableMapping[str, Any], status: int, seconds: float) -> None:
+        route = scope.get("route")
+        template = getattr(route, "path", None) or "unmatched"
+        method = str(scope.get("method", ""))
+        if template != "/api/stream":  # a stream's duration is its lifetime, not latency
+            self.latency.labels(method, template).observe(seconds)
+        self.requests.labels(method, template, str(status)).inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

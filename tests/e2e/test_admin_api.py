@@ -127,6 +127,8 @@ def test_audit_filters_and_pages_newest_first(onboarded: Onboarded) -> None:
     future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert alice.get("/api/audit", params={"since": future}).json()["items"] == []
     assert alice.get("/api/audit", params={"limit": 0}).status_code == 422
+    nul = alice.get("/api/audit", params={"actor": "a\x00b"})
+    assert nul.status_code == 422 and nul.json()["code"] == "invalid_input"
     by_actor = alice.get("/api/audit", params={"actor": "automation:notifier"}).json()
     assert all(e["actor"] == "automation:notifier" for e in by_actor["items"])
 

@@ -128,3 +128,14 @@ def test_a_filtered_view_moves_past_events_it_ignores(pool: Pool) -> None:
     notifications.catch_up()
     assert notifications.position() == 4
     assert notifications.lag() == 0
+
+
+def test_a_nul_character_does_not_stall_a_view(pool: Pool) -> None:
+    # PostgreSQL text refuses NUL; a reason holding one must still reach the audit view.
+    pool.settings.set_flag("pool.debug", True, CommandContext(actor="cli:ops", reason="a\x00b"))
+    audit = pool.runner("audit")
+    audit.catch_up()
+    assert audit.lag() == 0
+    with pool.database.connection() as conn:
+        reasons = [e.reason for e in query_audit(conn)]
+    assert "a\ufffdb" in reasons
