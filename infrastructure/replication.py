@@ -9,6 +9,7 @@ mark) is equivocation, and quarantines the peer.
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -134,6 +135,10 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
             raise
         count = apply_batch(pool, peer_pool_id, batch.header, batch.events)
         applied += count
+        pool.redis.publish(
+            "archipel:changes",
+            json.dumps([{"view": "replication", "key": peer_pool_id, "position": 0}]),
+        )
         if count < BATCH_LIMIT:
             return applied
 
