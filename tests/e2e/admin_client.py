@@ -52,7 +52,7 @@ class AdminClient:
     def session_cookie(self) -> str | None:
         return self.http.cookies.get("archipel_session")
 
-    def onboard(self, email: str = "alice@example.org") -> None:
+    def onboard(self, email: str = "alice@example.org", public_url: str | None = None) -> None:
         """Walk the whole wizard with the required steps, skipping the optional ones."""
         created = self.post(
             "/api/onboarding/admin",
@@ -62,7 +62,7 @@ class AdminClient:
         self.csrf_token = created.json()["session"]["csrf_token"]
         for path, body in (
             ("/api/onboarding/pool", {"pool_name": "paris-1", "site": "Paris"}),
-            ("/api/onboarding/public-url", {"public_url": self.base_url}),
+            ("/api/onboarding/public-url", {"public_url": public_url or self.base_url}),
             ("/api/onboarding/identity", None),
             ("/api/onboarding/complete", None),
         ):
