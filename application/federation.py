@@ -16,8 +16,9 @@ from domain.errors import NotFound
 from domain.federation import Invites, PairingRefused, Peer, PeerStatus
 
 INVITE_TTL_SECONDS = 24 * 3600
-# Aggregates whose replicated events a peer may send (catalog edits: only from the master).
-ACCEPTED_FROM_PEERS = ("Worker", "ClusterSettings", "Erasure")
+# Aggregates whose replicated events a peer may send. (Cluster flag changes have the topic of
+# their base class, FlagSet.) Anything else in a batch refuses the batch.
+ACCEPTED_FROM_PEERS = ("Worker", "ClusterSettings", "FlagSet", "Erasure", "CatalogModel")
 CATALOG = "CatalogModel"
 
 
@@ -46,12 +47,15 @@ def hash_code(code: str) -> str:
     return hashlib.sha256(code.strip().encode()).hexdigest()
 
 
-def may_send(event_type: str, origin: str, catalog_master: str) -> bool:
-    """Authorisation of an inbound event: its aggregate type, and the master for the catalog."""
-    aggregate = event_type.split(".", 1)[0]
-    if aggregate == CATALOG:
-        return bool(catalog_master) and origin == catalog_master
-    return aggregate in ACCEPTED_FROM_PEERS
+def may_send(event_type: str) -> bool:
+    """Authorisation of an inbound event: may a paired pool send this kind at all?"""
+    return event_type.split(".", 1)[0] in ACCEPTED_FROM_PEERS
+
+
+def applies_to_catalog(origin: str, catalog_master: str) -> bool:
+    """Every pool logs its catalog events, but only the master's edit the cluster's catalog;
+    the others' are kept in the peer log and change nothing."""
+    return bool(catalog_master) and origin == catalog_master
 
 
 class FederationService:

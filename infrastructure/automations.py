@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from application.workers import verdict
 from infrastructure.deployer import DeployError
 from infrastructure.federation import FederationRefused
-from infrastructure.replication import pull
+from infrastructure.replication import backing_off, pull
 from projections.workers import list_workers
 
 if TYPE_CHECKING:
@@ -42,7 +42,11 @@ def register_actors(pool: Pool) -> None:
     background.register("check_workers", check_workers)
 
     def pull_peers(message: dict[str, Any]) -> None:
+        if not pool.settings.bool_value("federation.replication_enabled"):
+            return  # a notify from a peer must not start what the flag turned off
         for peer_id in message.get("peers") or paired_peers(pool):
+            if backing_off(pool, peer_id):
+                continue
             try:
                 pull(pool, peer_id)
             except FederationRefused as error:

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 BATCH_LIMIT = 500
+BACKOFF = "archipel:replication:backoff:"
 
 
 def identity_from(signed_document: dict[str, Any]) -> PeerIdentity:
@@ -120,12 +121,7 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
             body = None
         try:
             batch = check_batch(body, peer_pool_id, pool.pool_id, peer.public_key, after, known)
-            master = str(pool.settings.value("cluster.catalog_master_pool"))
-            refused = [
-                e.get("type")
-                for e in batch.events
-                if not may_send(str(e.get("type")), peer_pool_id, master)
-            ]
+            refused = [e.get("type") for e in batch.events if not may_send(str(e.get("type")))]
             if refused:
                 raise FederationRefused(
                     f"authorisation: {peer_pool_id} may not send {', '.join(map(str, refused))}"
@@ -134,6 +130,7 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
             reject(pool, peer_pool_id, body, str(error), after)
             raise
         count = apply_batch(pool, peer_pool_id, batch.header, batch.events)
+        pool.redis.delete(f"{BACKOFF}{peer_pool_id}:next")
         applied += count
         pool.redis.publish(
             "archipel:changes",
@@ -239,10 +236,31 @@ def project_cluster_worker(conn: Any, origin: str, event: dict[str, Any]) -> Non
             )
 
 
+def backing_off(pool: Pool, origin: str) -> bool:
+    return bool(pool.redis.exists(f"{BACKOFF}{origin}"))
+
+
 def reject(pool: Pool, origin: str, body: Any, reason: str, after: int) -> None:
-    """Keep the refused batch and why; open an incident; quarantine on equivocation."""
+    """Keep the refused batch and why; open an incident; quarantine on equivocation.
+
+    The same refusal again (the peer serves the same bad batch) is not recorded twice; pulls
+    from that peer back off, doubling from 2 s to 5 minutes, until a batch goes through.
+    """
     header = body.get("header", {}) if isinstance(body, dict) else {}
+    wait = min(int(pool.redis.get(f"{BACKOFF}{origin}:next") or 2), 300)
+    pool.redis.set(f"{BACKOFF}{origin}", "1", ex=wait)
+    pool.redis.set(f"{BACKOFF}{origin}:next", str(wait * 2), ex=3600)
     with pool.database.connection() as conn:
+        last = conn.execute(
+            "SELECT first_seq, reason FROM rejected_batches WHERE origin = %s "
+            "ORDER BY id DESC LIMIT 1",
+            (origin,),
+        ).fetchone()
+        if last is not None and (last["first_seq"], last["reason"]) == (
+            _int(header.get("first_seq")),
+            reason,
+        ):
+            return
         conn.execute(
             "INSERT INTO rejected_batches (origin, first_seq, last_seq, reason, body) "
             "VALUES (%s, %s, %s, %s, %s)",

@@ -75,6 +75,17 @@ def test_pairing_replication_and_refusals(two_pools: Pools) -> None:
             timeout=20,
         )[0]
         assert peer_a["lag_events"] == 0 and peer_a["rejected_batches"] == 0
+        # Cluster-scope flags and catalog additions replicate too, without stalling anything.
+        before = peer_a["applied_seq"]
+        alice.put("/api/settings/cluster.failover_mode", {"value": "auto", "reason": "night"})
+        eventually(
+            lambda: [
+                p
+                for p in bob.get("/api/federation").json()["peers"]
+                if p["applied_seq"] > before and p["rejected_batches"] == 0
+            ],
+            timeout=20,
+        )
     finally:
         sim.stop()
 

@@ -121,7 +121,7 @@ def test_tampered_batches_are_refused_and_apply_nothing(
                     for p in bob.get("/api/federation").json()["peers"]
                     if p["rejected_batches"] > rejected
                 ],
-                timeout=20,
+                timeout=40,
             )[0]
             rejected = peer["rejected_batches"]
             assert peer["applied_seq"] == 0  # nothing applied
@@ -144,7 +144,7 @@ def test_tampered_batches_are_refused_and_apply_nothing(
             lambda: [
                 w for w in bob.get("/api/cluster-workers").json()["items"] if w["name"] == "gpu-a"
             ],
-            timeout=20,
+            timeout=40,
         )
         assert "evil-worker" not in json.dumps(bob.get("/api/cluster-workers").json())
     finally:
