@@ -129,7 +129,7 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
         except FederationRefused as error:
             reject(pool, peer_pool_id, body, str(error), after)
             raise
-        count = apply_batch(pool, peer_pool_id, batch.header, batch.events)
+        count = apply_batch(pool, peer_pool_id, batch.header, batch.events, batch.signature)
         pool.redis.delete(f"{BACKOFF}{peer_pool_id}:next")
         applied += count
         pool.redis.publish(
@@ -141,7 +141,11 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
 
 
 def apply_batch(
-    pool: Pool, origin: str, header: dict[str, Any], events: list[dict[str, Any]]
+    pool: Pool,
+    origin: str,
+    header: dict[str, Any],
+    events: list[dict[str, Any]],
+    signature: str = "",
 ) -> int:
     """Events, high-water mark and the cluster views they feed, in one transaction."""
     from domain.canonical import chain_hash
@@ -160,6 +164,12 @@ def apply_batch(
                 (origin, event["seq"], Jsonb(event), running),
             )
             project_cluster_worker(conn, origin, event)
+        if events:
+            conn.execute(
+                "INSERT INTO peer_batches (origin, last_seq, header, signature) "
+                "VALUES (%s, %s, %s, %s)",
+                (origin, header["last_seq"], Jsonb(header), signature),
+            )
         conn.execute(
             """INSERT INTO peer_positions (origin, seq, head_hash, origin_head_seq, last_seen_at,
                  last_batch_at) VALUES (%s, %s, %s, %s, now(), now())

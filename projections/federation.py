@@ -37,6 +37,13 @@ FEDERATION_SCHEMA = (
         origin_head_seq bigint NOT NULL DEFAULT 0,
         last_seen_at timestamptz,
         last_batch_at timestamptz)""",
+    # Accepted batches' signed headers, kept so `archipel audit verify` can re-check them.
+    """CREATE TABLE IF NOT EXISTS peer_batches (
+        origin text NOT NULL,
+        last_seq bigint NOT NULL,
+        header jsonb NOT NULL,
+        signature text NOT NULL,
+        PRIMARY KEY (origin, last_seq))""",
     """CREATE TABLE IF NOT EXISTS rejected_batches (
         id bigserial PRIMARY KEY,
         origin text NOT NULL,

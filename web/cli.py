@@ -393,12 +393,44 @@ def audit_export(
 @audit_app.command("replay")
 @pool_command
 def audit_replay(config: BootstrapConfig) -> None:
-    """Drop every read model and rebuild it from the event store."""
+    """Rebuild every read model from the event store and compare it with what it was."""
+    from infrastructure.verification import table_checksum
+
+    differences = 0
     with opened(config) as pool:
         for runner in pool.runners.values():
-            if runner.model.tables:
-                position = runner.rebuild()
-                typer.echo(f"{runner.name}: rebuilt up to event {position}")
+            if not runner.model.tables:
+                continue
+            runner.catch_up()
+            with pool.database.connection() as conn:
+                before = {t: table_checksum(conn, t) for t in runner.model.tables}
+            position = runner.rebuild()
+            with pool.database.connection() as conn:
+                changed = [t for t in runner.model.tables if table_checksum(conn, t) != before[t]]
+            differences += len(changed)
+            state = f"differs in {', '.join(changed)}" if changed else "identical"
+            typer.echo(f"{runner.name}: rebuilt up to event {position}, {state}")
+    if differences:
+        raise fail(f"{differences} read model table(s) differed from a full replay")
+
+
+@audit_app.command("verify")
+@pool_command
+def audit_verify(config: BootstrapConfig) -> None:
+    """Re-check the hash chains of this pool's log and of every peer's accepted events, and
+    the signature of every accepted batch."""
+    from rich.progress import Progress
+
+    from infrastructure.verification import verify_pool
+
+    with opened(config) as pool, Progress(transient=True) as bar:
+        task = bar.add_task("verifying", total=None)
+        checked, problems = verify_pool(pool, tick=lambda: bar.advance(task))
+    for problem in problems:
+        typer.echo(f"problem: {problem}", err=True)
+    if problems:
+        raise fail(f"{len(problems)} problem(s) in {checked} items checked")
+    typer.echo(f"verified {checked} items: chains and signatures intact")
 
 
 @models_app.command("upload")
