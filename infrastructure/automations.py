@@ -9,6 +9,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from application.workers import verdict
+from domain.context import CommandContext
 from infrastructure.deployer import DeployError
 from infrastructure.federation import FederationRefused
 from infrastructure.replication import backing_off, pull
@@ -70,6 +71,29 @@ def paired_peers(pool: Pool) -> list[str]:
     with pool.database.connection() as conn:
         rows = conn.execute("SELECT pool_id FROM peers_view WHERE status = 'paired'").fetchall()
     return [str(row["pool_id"]) for row in rows]
+
+
+def purge_inactive_peers(pool: Pool) -> list[str]:
+    """Unpair peers unseen for longer than the threshold flag (actor `automation:purge`)."""
+    if not pool.settings.bool_value("federation.auto_purge_inactive_peers"):
+        return []
+    hours = pool.settings.int_value("federation.peer_inactivity_threshold_hours")
+    with pool.database.connection() as conn:
+        rows = conn.execute(
+            """SELECT p.pool_id, coalesce(pp.last_seen_at, p.paired_at) AS seen
+               FROM peers_view p LEFT JOIN peer_positions pp ON pp.origin = p.pool_id
+               WHERE p.status <> 'unpaired'
+                 AND coalesce(pp.last_seen_at, p.paired_at) < now() - make_interval(hours => %s)""",
+            (hours,),
+        ).fetchall()
+    purged = []
+    for row in rows:
+        reason = f"not seen since {row['seen']:%Y-%m-%d %H:%M} UTC (threshold {hours} h)"
+        pool.federation.unpair(
+            row["pool_id"], CommandContext(actor="automation:purge", reason=reason)
+        )
+        purged.append(str(row["pool_id"]))
+    return purged
 
 
 def run_health_round(pool: Pool) -> int:

@@ -25,7 +25,7 @@ from application.onboarding import OnboardingService
 from application.personal_data import PersonalDataService
 from application.settings import SettingsService
 from application.workers import HealthAutomation, WorkerService
-from infrastructure.automations import register_actors
+from infrastructure.automations import purge_inactive_peers, register_actors
 from infrastructure.background import Background
 from infrastructure.blobs import BlobStore
 from infrastructure.config import BootstrapConfig, mask_url
@@ -361,6 +361,13 @@ class PoolRuntime:
                 interval=lambda: 3.0,
                 enabled=lambda: pool.settings.bool_value("federation.replication_enabled"),
                 run=lambda: pool.background.enqueue("pull_peers", {}),
+            ),
+            # Auto-purge of peers unseen for longer than the threshold (when the flag is on).
+            PeriodicJob(
+                "peer-purge",
+                interval=lambda: 60.0,
+                enabled=lambda: True,
+                run=lambda: purge_inactive_peers(pool),
             ),
             # Housekeeping: change notices older than live clients may resume from, and
             # sessions past any absolute timeout.
