@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 import nacl.signing
+import psycopg
 import pytest
 
 from infrastructure.federation import b64, request_claim
@@ -144,6 +145,36 @@ def test_pairing_replication_and_refusals(two_pools: Pools) -> None:
     eventually(lambda: bob.get("/api/federation").json()["peers"][0]["status"] == "unpaired")
 
 
+def test_a_stopped_pool_catches_up_with_nothing_lost_or_doubled(two_pools: Pools) -> None:
+    (a, alice), (b, bob) = two_pools
+    invite = alice.post("/api/federation/invites", {"reason": "again"}).json()
+    assert (
+        bob.post(
+            "/api/federation/peers", {"url": a.url, "code": invite["code"], "reason": "pair back"}
+        ).status_code
+        == 201
+    )
+    # B is down while A changes things.
+    assert b.stop() == 0
+    sim = SimProcess(count=3).start()
+    try:
+        for index, url in enumerate(sim.urls):
+            alice.post("/api/workers", {"url": url, "name": f"late-{index}", "reason": "r"})
+        b.start()
+        bob.login("alice@example.org")
+
+        def late_workers() -> list[str]:
+            items = bob.get("/api/cluster-workers").json()["items"]
+            return sorted(w["name"] for w in items if w["name"].startswith("late-"))
+
+        assert eventually(late_workers, timeout=30) == ["late-0", "late-1", "late-2"]
+        with psycopg.connect(b.database_url()) as conn:
+            seqs = [r[0] for r in conn.execute("SELECT seq FROM peer_log ORDER BY seq").fetchall()]
+        assert seqs == list(range(1, len(seqs) + 1))  # contiguous: nothing lost or doubled
+    finally:
+        sim.stop()
+
+
 def test_audit_verify_and_replay(two_pools: Pools) -> None:
     (a, _), (b, _) = two_pools
     for pool in (a, b):
@@ -154,8 +185,6 @@ def test_audit_verify_and_replay(two_pools: Pools) -> None:
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         assert "differs" not in replayed.stdout and "identical" in replayed.stdout
     # Someone edits an accepted event in B's database: verify finds it and fails.
-    import psycopg
-
     with psycopg.connect(b.database_url(), autocommit=True) as conn:
         conn.execute(
             "UPDATE peer_log SET event = jsonb_set(event, '{payload,name}', '\"forged\"') "
