@@ -251,10 +251,22 @@ class WorkerDetailPublic(WorkerPublic):
     history: list[AuditEntryPublic]
 
 
+class PeerPoolPublic(BaseModel):
+    pool_id: str
+    name: str
+    url: str
+    link: str = Field(description="healthy, lagging, silent or quarantined: the replication link")
+    lag_events: int
+    workers_online: int
+    workers_offline: int
+    workers_total: int
+
+
 class TopologyPublic(BaseModel):
     pool: PoolIdentityPublic
     workers: list[WorkerPublic]
     counts: WorkerCounts
+    peers: list[PeerPoolPublic] = Field(default_factory=list)
 
 
 OverviewPublic.model_rebuild()

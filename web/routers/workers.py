@@ -12,6 +12,7 @@ from projections.workers import get_worker_row, list_workers
 from web.deps import CurrentAdmin, Web, pool_identity
 from web.schemas import (
     AuditEntryPublic,
+    PeerPoolPublic,
     Reasoned,
     TopologyPublic,
     WorkerCounts,
@@ -150,6 +151,55 @@ def remove(*, worker_id: str, body: Reasoned, current: CurrentAdmin, web: Web) -
 
 @topology_router.get("", operation_id="get_topology", response_model=TopologyPublic)
 def topology(*, current: CurrentAdmin, web: Web) -> TopologyPublic:
-    """The pool, its workers and their installed and loaded models, live."""
+    """The pool, its workers and their models, live; and the paired pools with the health of
+    each replication link."""
     workers = all_workers(web)
-    return TopologyPublic(pool=pool_identity(web), workers=workers, counts=counts(workers))
+    return TopologyPublic(
+        pool=pool_identity(web), workers=workers, counts=counts(workers), peers=peer_pools(web)
+    )
+
+
+SILENT_AFTER_SECONDS = 30
+
+
+def peer_pools(web: Web) -> list[PeerPoolPublic]:
+    with web.pool.database.connection() as conn:
+        rows = conn.execute(
+            """SELECT p.pool_id, p.name, p.url, p.status,
+                      coalesce(pp.origin_head_seq, 0) - coalesce(pp.seq, 0) AS lag,
+                      extract(epoch FROM now() - pp.last_seen_at) AS silent_for,
+                      count(c.worker_id) FILTER (WHERE NOT c.removed) AS total,
+                      count(c.worker_id) FILTER (WHERE NOT c.removed AND c.status = 'online')
+                        AS online,
+                      count(c.worker_id) FILTER (WHERE NOT c.removed AND c.status = 'offline')
+                        AS offline
+               FROM peers_view p
+               LEFT JOIN peer_positions pp ON pp.origin = p.pool_id
+               LEFT JOIN cluster_workers_view c ON c.pool_id = p.pool_id
+               WHERE p.status <> 'unpaired'
+               GROUP BY p.pool_id, p.name, p.url, p.status, pp.origin_head_seq, pp.seq,
+                        pp.last_seen_at
+               ORDER BY p.name"""
+        ).fetchall()
+
+    def link(row: dict[str, object]) -> str:
+        if row["status"] == "quarantined":
+            return "quarantined"
+        silent = row["silent_for"]
+        if silent is None or float(silent) > SILENT_AFTER_SECONDS:  # type: ignore[arg-type]
+            return "silent"
+        return "lagging" if int(row["lag"]) > 0 else "healthy"  # type: ignore[call-overload]
+
+    return [
+        PeerPoolPublic(
+            pool_id=r["pool_id"],
+            name=r["name"],
+            url=r["url"],
+            link=link(r),
+            lag_events=max(0, int(r["lag"])),
+            workers_online=r["online"],
+            workers_offline=r["offline"],
+            workers_total=r["total"],
+        )
+        for r in rows
+    ]

@@ -754,7 +754,8 @@ export interface paths {
         };
         /**
          * Topology
-         * @description The pool, its workers and their installed and loaded models, live.
+         * @description The pool, its workers and their models, live; and the paired pools with the health of
+         *     each replication link.
          */
         get: operations["get_topology"];
         put?: never;
@@ -1567,6 +1568,28 @@ export interface components {
             /** Old Password */
             old_password: string;
         };
+        /** PeerPoolPublic */
+        PeerPoolPublic: {
+            /** Lag Events */
+            lag_events: number;
+            /**
+             * Link
+             * @description healthy, lagging, silent or quarantined: the replication link
+             */
+            link: string;
+            /** Name */
+            name: string;
+            /** Pool Id */
+            pool_id: string;
+            /** Url */
+            url: string;
+            /** Workers Offline */
+            workers_offline: number;
+            /** Workers Online */
+            workers_online: number;
+            /** Workers Total */
+            workers_total: number;
+        };
         /** PeerPublic */
         PeerPublic: {
             /** Applied Seq */
@@ -1651,6 +1674,8 @@ export interface components {
         /** TopologyPublic */
         TopologyPublic: {
             counts: components["schemas"]["WorkerCounts"];
+            /** Peers */
+            peers?: components["schemas"]["PeerPoolPublic"][];
             pool: components["schemas"]["PoolIdentityPublic"];
             /** Workers */
             workers: components["schemas"]["WorkerPublic"][];

@@ -227,6 +227,10 @@ export const en = {
   'clusterWorkers.title': "Cluster workers",
   'clusterWorkers.pool': "Pool",
   'clusterWorkers.empty': "No worker in any pool yet.",
+  'topology.link.healthy': "replication healthy",
+  'topology.link.lagging': "replication lagging",
+  'topology.link.silent': "not heard from lately",
+  'topology.link.quarantined': "quarantined",
 } as const;
 
 export type MessageKey = keyof typeof en;

@@ -229,4 +229,8 @@ export const fr: Messages = {
   'clusterWorkers.title': "Workers du cluster",
   'clusterWorkers.pool': "Pool",
   'clusterWorkers.empty': "Aucun worker dans aucun pool pour l’instant.",
+  'topology.link.healthy': "réplication saine",
+  'topology.link.lagging': "réplication en retard",
+  'topology.link.silent': "silencieux depuis un moment",
+  'topology.link.quarantined': "en quarantaine",
 };
