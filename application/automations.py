@@ -15,6 +15,7 @@ from domain.aggregate import event_topic
 from domain.catalog import CatalogModel
 from domain.context import CommandContext, recording
 from domain.errors import ConcurrencyConflict
+from domain.federation import Peer
 from domain.notifications import AdminNotification, Severity
 from domain.settings import FlagSet
 
@@ -29,6 +30,8 @@ ROUTES: tuple[WorkRoute, ...] = (
     WorkRoute(event_topic(FlagSet, "FlagChanged"), "announce_flag_change"),
     WorkRoute(event_topic(CatalogModel, "Assigned"), "deploy_model"),
     WorkRoute(event_topic(CatalogModel, "Unassigned"), "undeploy_model"),
+    WorkRoute(event_topic(Peer, "Paired"), "introduce_peer"),
+    WorkRoute(event_topic(Peer, "PairedAgain"), "introduce_peer"),
 )
 
 

@@ -101,6 +101,15 @@ class FederationService:
             self._store.store(invites, peer)
         return peer
 
+    def introduction_code(self, for_pool: str, introducer: str) -> str:
+        """A code for a pool a paired peer vouches for (auto-pairing closes the mesh)."""
+        context = CommandContext(actor=f"peer:{introducer}", reason=f"introduction of {for_pool}")
+        existing = self.find(for_pool)
+        if existing is not None and existing.status is not PeerStatus.UNPAIRED:
+            raise PairingRefused("already paired with that pool")
+        code, _ = self.issue_invite(context)
+        return code
+
     def unpair(self, peer_pool_id: str, context: CommandContext, tell: bool = True) -> Peer:
         peer = self.get(peer_pool_id)
         with recording(context, self._store.pool_id):

@@ -7,9 +7,11 @@ import json
 import logging
 import time
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from application.workers import verdict
 from domain.context import CommandContext
+from domain.federation import Peer
 from infrastructure.deployer import DeployError
 from infrastructure.federation import FederationRefused
 from infrastructure.replication import backing_off, pull
@@ -61,10 +63,54 @@ def register_actors(pool: Pool) -> None:
                     peer.url, peer_id, "POST", "/federation/v1/notify", {}, timeout=5
                 )
 
+    def introduce_peer(message: dict[str, Any]) -> None:
+        peer = pool.store.load(UUID(message["aggregate_id"]), Peer)
+        introduce(pool, peer.peer_pool_id)
+
+    background.register("introduce_peer", introduce_peer)
     background.register("pull_peers", pull_peers)
     background.register("notify_peers", notify_peers)
     background.register("deploy_model", deploy_model)
     background.register("undeploy_model", undeploy_model)
+
+
+def introduce(pool: Pool, newcomer_id: str | None) -> int:
+    """Auto-pairing: introduce a new peer to every other peer, which then pair directly.
+
+    Each other peer is asked (signed) for an invite code meant for the newcomer; the newcomer
+    gets the code and that peer's URL (signed), and pairs itself. Both must have auto-pairing
+    on, and so must this pool.
+    """
+    if newcomer_id is None or not pool.settings.bool_value("federation.auto_pairing"):
+        return 0
+    newcomer = pool.federation.find(newcomer_id)
+    if newcomer is None or str(newcomer.status) != "paired":
+        return 0
+    introduced = 0
+    for other_id in paired_peers(pool):
+        if other_id == newcomer_id:
+            continue
+        other = pool.federation.get(other_id)
+        with contextlib.suppress(FederationRefused):
+            answer = pool.peer_client.call(
+                other.url,
+                other_id,
+                "POST",
+                "/federation/v1/introductions",
+                {"for_pool": newcomer_id},
+            )
+            if answer.status_code != 200:
+                continue
+            code = answer.json()["code"]
+            told = pool.peer_client.call(
+                newcomer.url,
+                newcomer_id,
+                "POST",
+                "/federation/v1/introduce",
+                {"pool_id": other_id, "url": other.url, "code": code},
+            )
+            introduced += told.status_code == 200
+    return introduced
 
 
 def paired_peers(pool: Pool) -> list[str]:

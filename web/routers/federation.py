@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse
 
 from application.federation import PeerIdentity
 from domain.context import CommandContext
+from domain.federation import PairingRefused
 from infrastructure.federation import (
     FederationRefused,
     check_signed_request,
@@ -237,6 +238,49 @@ async def federation_log(
         )
     except FederationRefused as error:
         return refused(str(error))
+
+
+@protocol.post("/introductions", operation_id="introduction_request")
+async def introduction_request(*, request: Request, web: Web) -> Any:
+    """A paired pool vouches for another pool it is paired with: issue it an invite code."""
+    try:
+        fields, body = await _verified(request, web)
+        if not web.pool.settings.bool_value("federation.auto_pairing"):
+            return refused("auto-pairing is off on this pool", 403)
+        for_pool = str(json.loads(body or b"{}").get("for_pool", ""))
+        code = await asyncio.to_thread(
+            web.pool.federation.introduction_code, for_pool, fields["origin"]
+        )
+    except FederationRefused as error:
+        return refused(str(error))
+    except PairingRefused as error:
+        return refused(str(error), 409)
+    return {"code": code}
+
+
+@protocol.post("/introduce", operation_id="introduction")
+async def introduction(*, request: Request, web: Web) -> Any:
+    """A paired pool introduces another: pair with it using the code it issued for us."""
+    try:
+        fields, body = await _verified(request, web)
+        if not web.pool.settings.bool_value("federation.auto_pairing"):
+            return refused("auto-pairing is off on this pool", 403)
+        offer = json.loads(body or b"{}")
+        context = CommandContext(
+            actor="automation:auto-pairing",
+            reason=f"introduced by {fields['origin']}",
+        )
+        await asyncio.to_thread(
+            web.pool.federation.pair_with,
+            str(offer.get("url", "")),
+            str(offer.get("code", "")),
+            context,
+        )
+    except FederationRefused as error:
+        return refused(str(error))
+    except PairingRefused as error:
+        return refused(str(error), 409)
+    return {"status": "paired"}
 
 
 @protocol.post("/notify", operation_id="federation_notify")

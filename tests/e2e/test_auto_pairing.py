@@ -1,0 +1,60 @@
+"""Three pools: A pairs with B while B is paired with C; auto-pairing closes the mesh (A-C)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from tests.e2e.admin_client import AdminClient
+from tests.e2e.conftest import PoolProcess, shut_down
+from tests.waiting import eventually
+
+
+def test_auto_pairing_closes_the_mesh() -> None:
+    base = Path(tempfile.mkdtemp(prefix="archipel-mesh-", dir="/tmp"))
+    pools = {name: PoolProcess(base / name) for name in ("a", "b", "c")}
+    try:
+        admins = {}
+        for name, pool in pools.items():
+            pool.start()
+            admins[name] = admin = AdminClient(pool.url)
+            admin.onboard()
+            assert (
+                admin.put(
+                    "/api/settings/federation.auto_pairing",
+                    {"value": True, "reason": "close the mesh"},
+                ).status_code
+                == 200
+            )
+        ids = {
+            name: admin.get("/api/federation").json()["pool_id"] for name, admin in admins.items()
+        }
+
+        def pair(left: str, right: str) -> None:
+            code = admins[right].post("/api/federation/invites", {"reason": "r"}).json()["code"]
+            paired = admins[left].post(
+                "/api/federation/peers",
+                {"url": pools[right].url, "code": code, "reason": "manual pairing"},
+            )
+            assert paired.status_code == 201, paired.text
+
+        pair("b", "c")
+        pair("a", "b")  # B knows C, and now A: it introduces them
+
+        def peers_of(name: str) -> set[str]:
+            return {
+                p["pool_id"]
+                for p in admins[name].get("/api/federation").json()["peers"]
+                if p["status"] == "paired"
+            }
+
+        eventually(lambda: ids["c"] in peers_of("a"), timeout=45)
+        eventually(lambda: ids["a"] in peers_of("c"), timeout=15)
+        assert peers_of("b") == {ids["a"], ids["c"]}
+        audit = admins["a"].get("/api/audit", params={"actor": "automation:auto-pairing"})
+        assert any(e["event_type"] == "Paired" for e in audit.json()["items"])
+    finally:
+        for pool in pools.values():
+            shut_down(pool)
+        shutil.rmtree(base, ignore_errors=True)
