@@ -121,6 +121,14 @@ class FederationService:
                 self._transport.tell_unpaired(self.identity_of(peer))
         return peer
 
+    def repin(self, peer_pool_id: str, key_id: str, public_key: str) -> Peer:
+        peer = self.get(peer_pool_id)
+        context = CommandContext(actor=f"peer:{peer_pool_id}", reason=f"key rotated to {key_id}")
+        with recording(context, self._store.pool_id):
+            peer.repin(key_id, public_key)
+            self._store.store(peer)
+        return peer
+
     def quarantine(self, peer_pool_id: str, reason: str) -> bool:
         peer = self.get(peer_pool_id)
         context = CommandContext(actor="automation:replication", reason=reason[:500])

@@ -140,6 +140,9 @@ class OnboardingService:
         key_id, public_key = self._keys.generate()
         self._step(context, lambda w: w.record_identity(key_id, public_key))
 
+    def record_rotation(self, key_id: str, public_key: str, context: CommandContext) -> None:
+        self._step(context, lambda wizard: wizard.rotate_key(key_id, public_key))
+
     def skip(self, step: str, context: CommandContext) -> None:
         try:
             chosen = Step(step)

@@ -20,6 +20,7 @@ PREFIXES = (
     "archipel/request/v1",
     "archipel/key/v1",
     "archipel/pairing/v1",
+    "archipel/rotation/v1",
 )
 
 

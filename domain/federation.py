@@ -79,6 +79,17 @@ class Peer(PoolAggregate):
         self.status = PeerStatus.PAIRED
         self.status_reason = "paired again"
 
+    def repin(self, key_id: str, public_key: str) -> None:
+        """The peer rotated its key (the announcement was signed by the old and new keys)."""
+        if self.status is PeerStatus.UNPAIRED:
+            raise PeerStateError("not paired")
+        self._repinned(key_id=key_id, public_key=public_key)
+
+    @event("KeyRepinned")
+    def _repinned(self, key_id: str, public_key: str) -> None:
+        self.key_id = key_id
+        self.public_key = public_key
+
     def unpair(self) -> None:
         if self.status is PeerStatus.UNPAIRED:
             raise PeerStateError("not paired")

@@ -141,6 +141,16 @@ class Onboarding(PoolAggregate):
         self.public_key = public_key
         self.steps[Step.IDENTITY.value] = StepStatus.DONE.value
 
+    def rotate_key(self, key_id: str, public_key: str) -> None:
+        if self.status(Step.IDENTITY) is not StepStatus.DONE:
+            raise OnboardingError("this pool has no identity to rotate yet")
+        self._key_rotated(key_id=key_id, public_key=public_key)
+
+    @event("KeyRotated")
+    def _key_rotated(self, key_id: str, public_key: str) -> None:
+        self.key_id = key_id
+        self.public_key = public_key
+
     def skip(self, step: Step) -> None:
         if step not in OPTIONAL_STEPS:
             raise OnboardingError(f"step {step.value!r} is required and cannot be skipped")

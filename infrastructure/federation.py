@@ -70,7 +70,12 @@ class PoolSigner:
             self._signing = self._keys.signing_key()
         return self._signing
 
-    key_id = "ed25519:1"
+    @property
+    def key_id(self) -> str:
+        return self._keys.current_key_id()
+
+    def forget_cached_key(self) -> None:
+        self._signing = None
 
     def public_key(self) -> str:
         return b64(bytes(self._key().verify_key))
@@ -78,12 +83,33 @@ class PoolSigner:
     def sign(self, prefix: str, value: Any) -> str:
         return b64(self._key().sign(canonical(prefix, value)).signature)
 
+    def rotate(self, old_valid_until: str) -> dict[str, Any]:
+        """A new key; returns the rotation announcement signed by the old and the new key."""
+        old, old_id, new, new_id = self._keys.rotate(old_valid_until)
+        self._signing = None
+        announcement = {
+            "pool_id": self.pool_id,
+            "old_key_id": old_id,
+            "new_key_id": new_id,
+            "new_public_key": b64(bytes(new.verify_key)),
+            "old_valid_until": old_valid_until,
+        }
+        message = canonical("archipel/rotation/v1", announcement)
+        return {
+            "announcement": announcement,
+            "signature_old": b64(old.sign(message).signature),
+            "signature_new": b64(new.sign(message).signature),
+        }
+
     def key_document(self, url: str, name: str) -> dict[str, Any]:
         document = {
             "pool_id": self.pool_id,
             "url": url,
             "name": name,
-            "keys": [{"key_id": self.key_id, "public_key": self.public_key(), "valid_until": None}],
+            "keys": [
+                {"key_id": self.key_id, "public_key": self.public_key(), "valid_until": None},
+                *self._keys.old_keys(),
+            ],
             "issued_at": datetime.now(UTC).isoformat(),
         }
         return {"document": document, "signature": self.sign("archipel/key/v1", document)}
@@ -99,6 +125,23 @@ def check_key_document(signed: dict[str, Any]) -> dict[str, Any]:
         raise FederationRefused("a key document must list exactly one current key")
     verify(current[0]["public_key"], "archipel/key/v1", document, str(signed.get("signature")))
     return document
+
+
+def check_rotation(signed: dict[str, Any], origin: str, pinned_key: str) -> tuple[str, str]:
+    """A key rotation announced by `origin`: signed by the key we pinned and by the new one.
+
+    Returns (new key id, new public key)."""
+    announcement = signed.get("announcement")
+    if not isinstance(announcement, dict) or announcement.get("pool_id") != origin:
+        raise FederationRefused("malformed key rotation announcement")
+    verify(pinned_key, "archipel/rotation/v1", announcement, str(signed.get("signature_old")))
+    verify(
+        str(announcement.get("new_public_key")),
+        "archipel/rotation/v1",
+        announcement,
+        str(signed.get("signature_new")),
+    )
+    return str(announcement["new_key_id"]), str(announcement["new_public_key"])
 
 
 def current_key(document: dict[str, Any]) -> tuple[str, str]:

@@ -154,7 +154,7 @@ class PeersView(ReadModel):
     name = "peers"
     topics = tuple(
         event_topic(Peer, name)
-        for name in ("Paired", "PairedAgain", "Unpaired", "Quarantined", "Released")
+        for name in ("Paired", "PairedAgain", "Unpaired", "Quarantined", "Released", "KeyRepinned")
     )
     schema = (
         """CREATE TABLE IF NOT EXISTS peers_view_ids (
@@ -191,6 +191,12 @@ class PeersView(ReadModel):
                     at,
                     event.position,
                 ),
+            )
+        elif kind == "KeyRepinned":
+            cur.execute(
+                "UPDATE peers_view SET key_id = %s, position = %s WHERE pool_id = "
+                "(SELECT pool_id FROM peers_view_ids WHERE aggregate_id = %s)",
+                (p["key_id"], event.position, event.aggregate_id),
             )
         else:
             cur.execute(

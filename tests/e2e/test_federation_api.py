@@ -193,3 +193,35 @@ def test_audit_verify_and_replay(two_pools: Pools) -> None:
     broken = b.cli("audit", "verify")
     assert broken.returncode == 1
     assert "hash mismatch at seq 1" in broken.stderr
+
+
+def test_key_rotation_is_announced_and_replication_goes_on(two_pools: Pools) -> None:
+    (a, alice), (_, bob) = two_pools
+    rotated = alice.post("/api/federation/key/rotate", {"reason": "yearly rotation"})
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["key_id"] == "ed25519:2"
+    document = httpx.get(f"{a.url}/federation/v1/key").json()["document"]
+    assert [k["key_id"] for k in document["keys"]] == ["ed25519:2", "ed25519:1"]
+    assert document["keys"][1]["valid_until"]  # the old key is listed with its expiry
+    a_id = alice.get("/api/federation").json()["pool_id"]
+    peer = eventually(
+        lambda: [
+            p
+            for p in bob.get("/api/federation").json()["peers"]
+            if p["pool_id"] == a_id and p["key_id"] == "ed25519:2"
+        ]
+    )[0]
+    applied = peer["applied_seq"]
+    sim = SimProcess().start()
+    try:
+        alice.post("/api/workers", {"url": sim.urls[0], "name": "after-rotation", "reason": "r"})
+        eventually(
+            lambda: [
+                p
+                for p in bob.get("/api/federation").json()["peers"]
+                if p["pool_id"] == a_id and p["applied_seq"] > applied
+            ],
+            timeout=30,
+        )
+    finally:
+        sim.stop()

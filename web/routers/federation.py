@@ -4,8 +4,9 @@ protocol (/federation/v1), where every request but the key document is signed.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -16,6 +17,7 @@ from domain.context import CommandContext
 from domain.federation import PairingRefused
 from infrastructure.federation import (
     FederationRefused,
+    check_rotation,
     check_signed_request,
     read_signed_headers,
 )
@@ -91,6 +93,25 @@ def pair(*, body: PairingCreate, current: CurrentAdmin, web: Web) -> PeerPublic:
     """Pair with the pool at `url` using the invite code its admin gave you."""
     peer = web.pool.federation.pair_with(body.url, body.code, current.context(body.reason))
     return next(p for p in _peers(web) if p.pool_id == peer.peer_pool_id)
+
+
+@router.post("/key/rotate", operation_id="rotate_key", response_model=FederationPublic)
+def rotate_key(*, body: Reasoned, current: CurrentAdmin, web: Web) -> FederationPublic:
+    """A new identity key; the old one stays listed for 7 days, and every paired pool is sent
+    the rotation, signed by both keys."""
+    until = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+    announcement = web.pool.signer.rotate(until)
+    new = announcement["announcement"]
+    web.pool.onboarding.record_rotation(
+        new["new_key_id"], new["new_public_key"], current.context(body.reason)
+    )
+    for peer in _peers(web):
+        if peer.status == "paired":
+            with contextlib.suppress(FederationRefused):
+                web.pool.peer_client.call(
+                    peer.url, peer.pool_id, "POST", "/federation/v1/key-rotation", announcement
+                )
+    return federation(current=current, web=web)
 
 
 @router.post("/peers/{pool_id}/unpair", operation_id="unpair_pool", response_model=PeerPublic)
@@ -281,6 +302,27 @@ async def introduction(*, request: Request, web: Web) -> Any:
     except PairingRefused as error:
         return refused(str(error), 409)
     return {"status": "paired"}
+
+
+@protocol.post("/key-rotation", operation_id="key_rotation")
+async def key_rotation(*, request: Request, web: Web) -> Any:
+    """A paired pool rotated its key: the announcement must carry the signature of the key we
+    pinned and of the new one (replaying it changes nothing)."""
+    origin = request.headers.get("x-archipel-origin", "")
+    try:
+        peer = await asyncio.to_thread(web.pool.federation.find, origin)
+        if peer is None or str(peer.status) == "unpaired":
+            raise FederationRefused("unknown or unpaired origin")
+        key_id, public_key = check_rotation(
+            json.loads(await request.body() or b"{}"), origin, peer.public_key
+        )
+        if key_id != peer.key_id:
+            await asyncio.to_thread(web.pool.federation.repin, origin, key_id, public_key)
+    except FederationRefused as error:
+        return refused(str(error))
+    except ValueError:
+        return refused("malformed key rotation", 400)
+    return {"status": "repinned", "key_id": key_id}
 
 
 @protocol.post("/notify", operation_id="federation_notify")
