@@ -231,6 +231,7 @@ export const en = {
   'topology.link.lagging': "replication lagging",
   'topology.link.silent': "not heard from lately",
   'topology.link.quarantined': "quarantined",
+  'federation.rotate': "Rotate the identity key",
 } as const;
 
 export type MessageKey = keyof typeof en;

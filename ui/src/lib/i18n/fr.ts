@@ -233,4 +233,5 @@ export const fr: Messages = {
   'topology.link.lagging': "réplication en retard",
   'topology.link.silent': "silencieux depuis un moment",
   'topology.link.quarantined': "en quarantaine",
+  'federation.rotate': "Renouveler la clé d’identité",
 };
