@@ -268,6 +268,7 @@ class Batch:
     header: dict[str, Any]
     events: list[dict[str, Any]]
     signature: str
+    hashes: list[str]  # the chain hash after each event, as checked
 
 
 def sign_batch(
@@ -325,6 +326,7 @@ def check_batch(
     if header["prev_hash"] != known_hash:
         raise FederationRefused("chain: the batch does not continue the chain we hold")
     running = known_hash
+    hashes: list[str] = []
     for offset, event in enumerate(events, start=1):
         if event.get("seq") != after + offset:
             raise FederationRefused(f"chain: expected seq {after + offset}, got {event.get('seq')}")
@@ -332,9 +334,10 @@ def check_batch(
             running = chain_hash(running, event)
         except NotCanonical as error:
             raise FederationRefused(f"schema: {error}") from None
+        hashes.append(running)
     if running != header["head_hash"]:
         raise FederationRefused("chain: the events do not hash to the signed head")
-    return Batch(header, events, str(body["signature"]))
+    return Batch(header, events, str(body["signature"]), hashes)
 
 
 __all__ = ["GENESIS", "Batch", "FederationRefused", "PeerClient", "PoolSigner"]
