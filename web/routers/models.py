@@ -140,28 +140,16 @@ async def send_bytes(
 ) -> UploadPublic:
     """Append bytes (streamed, constant memory) at `Upload-Offset`."""
     writer = await asyncio.to_thread(web.pool.blobs.writer, upload_id, upload_offset)
-    # One write in flight while the next bytes arrive: network and disk overlap, and the
-    # chunks go to the writer as they came (no joining copies).
-    pending: asyncio.Future[None] | None = None
-    chunks: list[bytes] = []
-    buffered = 0
+    buffer = bytearray()
     try:
         async for chunk in request.stream():
-            chunks.append(chunk)
-            buffered += len(chunk)
-            if buffered >= FLUSH_BYTES:
-                if pending is not None:
-                    await pending
-                pending = asyncio.ensure_future(asyncio.to_thread(writer.write_all, chunks))
-                chunks, buffered = [], 0
-        if pending is not None:
-            await pending
-            pending = None
-        if chunks:
-            await asyncio.to_thread(writer.write_all, chunks)
+            buffer += chunk
+            if len(buffer) >= FLUSH_BYTES:
+                await asyncio.to_thread(writer.write, bytes(buffer))
+                buffer.clear()
+        if buffer:
+            await asyncio.to_thread(writer.write, bytes(buffer))
     finally:
-        if pending is not None:
-            await asyncio.wait([pending])
         writer.close()  # what arrived is kept: the client resumes from the new offset
     upload = await asyncio.to_thread(web.pool.blobs.status, upload_id)
     return UploadPublic(
