@@ -185,10 +185,6 @@ class UploadWriter:
             self._hasher.update(chunk)
         self.offset += len(chunk)
 
-    def write_all(self, chunks: list[bytes]) -> None:
-        for chunk in chunks:
-            self.write(chunk)
-
     def close(self) -> None:
         self._handle.close()
 
