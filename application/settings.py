@@ -7,9 +7,11 @@ from typing import Any
 
 from application.ports import AggregateStore
 from domain.context import CommandContext, Scope, recording
-from domain.errors import MissingReason, NotFound
+from domain.errors import ConcurrencyConflict, MissingReason, NotFound
 from domain.flags import REGISTRY, FlagSpec, FlagValue, flag_spec
 from domain.settings import ClusterSettings, FlagSet, PoolSettings
+
+CONFLICT_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -63,10 +65,19 @@ class SettingsService:
     def _change(self, spec: FlagSpec, value: FlagValue, context: CommandContext) -> FlagState:
         if not context.reason.strip():
             raise MissingReason("a reason is required to change a flag (it goes in the audit)")
-        with recording(context, self._store.pool_id):
-            flags = self._load(spec.scope) or self._new_set(spec.scope)
-            if flags.change_flag(spec, value):
-                self._store.store(flags)
+        # "Set X to V" means the same against a newer state: on a conflict with another
+        # writer (another flag changed at the same moment), reload and apply it again.
+        for attempt in range(CONFLICT_RETRIES):
+            with recording(context, self._store.pool_id):
+                flags = self._load(spec.scope) or self._new_set(spec.scope)
+                if not flags.change_flag(spec, value):
+                    break
+                try:
+                    self._store.store(flags)
+                    break
+                except ConcurrencyConflict:
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise
         return FlagState(spec, value)
 
     def _new_set(self, scope: Scope) -> FlagSet:

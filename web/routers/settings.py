@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from fastapi import APIRouter
@@ -78,6 +79,13 @@ def get_setting(*, key: str, current: CurrentAdmin, web: Web) -> FlagPublic:
 )
 def update_setting(*, key: str, body: FlagUpdate, current: CurrentAdmin, web: Web) -> FlagPublic:
     """Change one flag; the reason goes in the audit trail."""
-    state = web.pool.settings.set_flag(key, body.value, current.context(body.reason))
-    web.pool.runner("settings").catch_up()  # read your own writes
-    return flag_public(state, _changes(web).get(key))
+    context = current.context(body.reason)
+    state = web.pool.settings.set_flag(key, body.value, context)
+    # The answer says who changed it and why from the command itself: waiting for the
+    # settings view here would serialise every request with its projection.
+    change = {
+        "changed_by": context.actor,
+        "reason": context.reason,
+        "changed_at": datetime.now(UTC),
+    }
+    return flag_public(state, change)
