@@ -180,6 +180,14 @@ async def stream_events(
                 notices = []
             if client.ended or notices is None:
                 break
+            # Whatever else is already queued goes in the same SSE event: one write per
+            # client per burst, not one per projection's notice.
+            while notices and not client.queue.empty():
+                more = client.queue.get_nowait()
+                if more is None:
+                    client.ended = True
+                    break
+                notices = notices + more
             if client.overflowed:
                 client.overflowed = False
                 while not client.queue.empty():
