@@ -52,8 +52,17 @@ def test_auto_pairing_closes_the_mesh() -> None:
         eventually(lambda: ids["c"] in peers_of("a"), timeout=45)
         eventually(lambda: ids["a"] in peers_of("c"), timeout=15)
         assert peers_of("b") == {ids["a"], ids["c"]}
-        audit = admins["a"].get("/api/audit", params={"actor": "automation:auto-pairing"})
-        assert any(e["event_type"] == "Paired" for e in audit.json()["items"])
+        # A recorded that pairing itself, as the auto-pairing automation (the audit view is
+        # a projection: it may take a moment).
+        eventually(
+            lambda: any(
+                e["event_type"] == "Paired"
+                for e in admins["a"]
+                .get("/api/audit", params={"actor": "automation:auto-pairing"})
+                .json()["items"]
+            ),
+            timeout=15,
+        )
     finally:
         for pool in pools.values():
             shut_down(pool)
