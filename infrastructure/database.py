@@ -23,7 +23,9 @@ def connection_params(url: str) -> dict[str, Any]:
 
 
 class Database:
-    def __init__(self, url: str, *, max_size: int = 10) -> None:
+    # Projection runners hold one connection each while they apply a batch; web threads,
+    # actors and the scheduler need theirs at the same time.
+    def __init__(self, url: str, *, max_size: int = 30) -> None:
         self.url = url
         self.pool: ConnectionPool[psycopg.Connection[dict[str, Any]]] = ConnectionPool(
             url,
