@@ -91,23 +91,26 @@ def introduce(pool: Pool, newcomer_id: str | None) -> int:
         if other_id == newcomer_id:
             continue
         other = pool.federation.get(other_id)
+        # Always the same direction for a pair (the smaller pool id asks), so that two
+        # introductions of the same pair, sent from both sides of the mesh, never cross.
+        asker, host = sorted((newcomer, other), key=lambda peer: peer.peer_pool_id)
         with contextlib.suppress(FederationRefused):
             answer = pool.peer_client.call(
-                other.url,
-                other_id,
+                host.url,
+                host.peer_pool_id,
                 "POST",
                 "/federation/v1/introductions",
-                {"for_pool": newcomer_id},
+                {"for_pool": asker.peer_pool_id},
             )
             if answer.status_code != 200:
                 continue
             code = answer.json()["code"]
             told = pool.peer_client.call(
-                newcomer.url,
-                newcomer_id,
+                asker.url,
+                asker.peer_pool_id,
                 "POST",
                 "/federation/v1/introduce",
-                {"pool_id": other_id, "url": other.url, "code": code},
+                {"pool_id": host.peer_pool_id, "url": host.url, "code": code},
             )
             introduced += told.status_code == 200
     return introduced

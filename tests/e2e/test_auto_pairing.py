@@ -52,17 +52,19 @@ def test_auto_pairing_closes_the_mesh() -> None:
         eventually(lambda: ids["c"] in peers_of("a"), timeout=45)
         eventually(lambda: ids["a"] in peers_of("c"), timeout=15)
         assert peers_of("b") == {ids["a"], ids["c"]}
-        # A recorded that pairing itself, as the auto-pairing automation (the audit view is
-        # a projection: it may take a moment).
-        eventually(
-            lambda: any(
+
+        # The pool with the smaller id asked for that pairing, as the auto-pairing automation
+        # (introductions of a pair always go the same way); the audit view may take a moment.
+        def introduced_pairing() -> bool:
+            return any(
                 e["event_type"] == "Paired"
-                for e in admins["a"]
+                for name in ("a", "c")
+                for e in admins[name]
                 .get("/api/audit", params={"actor": "automation:auto-pairing"})
                 .json()["items"]
-            ),
-            timeout=15,
-        )
+            )
+
+        eventually(introduced_pairing, timeout=20)
     finally:
         for pool in pools.values():
             shut_down(pool)
