@@ -70,6 +70,8 @@ bench: setup
 	$(BIN)/python bench/append.py
 	$(BIN)/python bench/sse.py
 	$(BIN)/python bench/health.py
+	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/replication.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache ui/node_modules web/static
