@@ -15,6 +15,7 @@ from domain.federation import Peer
 from infrastructure.deployer import DeployError
 from infrastructure.federation import FederationRefused
 from infrastructure.replication import backing_off, pull
+from projections.framework import NOTICE_CHANNEL
 from projections.workers import list_workers
 
 if TYPE_CHECKING:
@@ -166,7 +167,7 @@ def run_health_round(pool: Pool) -> int:
                 pool.health.apply(result, streaks.get(result.worker_id, 0))
         head = int(pool.store.recorder.max_notification_id() or 0)
         pool.redis.publish(
-            "archipel:changes", json.dumps([{"view": TELEMETRY_VIEW, "key": "*", "position": head}])
+            NOTICE_CHANNEL, json.dumps([{"view": TELEMETRY_VIEW, "key": "*", "position": head}])
         )
         return len(results)
     finally:
@@ -244,6 +245,6 @@ def deploy_progress(pool: Pool) -> dict[tuple[str, str], dict[str, int]]:
 def _notify(pool: Pool, model_id: str) -> None:
     head = int(pool.store.recorder.max_notification_id() or 0)
     pool.redis.publish(
-        "archipel:changes",
+        NOTICE_CHANNEL,
         json.dumps([{"view": DEPLOYMENTS_VIEW, "key": model_id, "position": head}]),
     )

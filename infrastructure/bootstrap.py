@@ -53,6 +53,7 @@ from projections.catalog import CatalogView
 from projections.erasure import ErasureView
 from projections.federation import FederationLogView, PeersView
 from projections.framework import (
+    NOTICE_CHANNEL,
     POSITIONS_SCHEMA,
     ChangeNotice,
     ProjectionRunner,
@@ -65,8 +66,6 @@ from projections.settings import SettingsView
 from projections.workers import WorkersView
 
 log = logging.getLogger(__name__)
-
-NOTICE_CHANNEL = "archipel:changes"
 
 
 class StartupError(Exception):

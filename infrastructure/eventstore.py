@@ -1,7 +1,7 @@
 """The pool's event store: one eventsourcing application on PostgreSQL, one notification log.
 
 Configured from the bootstrap config only: `construct_env` is overridden so that the library
-never reads `os.environ`.
+never reads the process environment.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ class PoolEventStore(Application[UUID]):
         return self._pool_id
 
     def construct_env(self, name: str, env: EnvType | None = None) -> Environment:
-        # Unlike the base class, never merge os.environ: our configuration is explicit.
+        # Unlike the base class, never merge the process environment: configuration is explicit.
         values = dict(type(self).env)
         if self.snapshotting_intervals:
             values["IS_SNAPSHOTTING_ENABLED"] = "y"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets
 import time
 from dataclasses import dataclass
@@ -20,7 +21,7 @@ import nacl.exceptions
 import nacl.signing
 import redis
 
-from domain.canonical import GENESIS, NotCanonical, canonical, chain_hash
+from domain.canonical import NotCanonical, canonical, chain_hash
 from infrastructure.identity import FileIdentityKeys
 from infrastructure.ollama_health import tls_context
 
@@ -241,8 +242,6 @@ class PeerClient:
         payload: Any = None,
         timeout: float = 30,
     ) -> httpx.Response:
-        import json
-
         body = b"" if payload is None else json.dumps(payload).encode()
         headers = signed_headers(self._signer, destination, method, path, body)
         if payload is not None:
@@ -338,6 +337,3 @@ def check_batch(
     if running != header["head_hash"]:
         raise FederationRefused("chain: the events do not hash to the signed head")
     return Batch(header, events, str(body["signature"]), hashes)
-
-
-__all__ = ["GENESIS", "Batch", "FederationRefused", "PeerClient", "PoolSigner"]

@@ -15,10 +15,6 @@ KEY_FILE = "pool-identity.key"
 KEYRING_FILE = "pool-identity.json"  # key ids, and the old keys with their expiry
 
 
-class IdentityExists(Exception):
-    pass
-
-
 class FileIdentityKeys:
     def __init__(self, data_dir: Path, master_key: bytes) -> None:
         self._path = data_dir / "secrets" / KEY_FILE

@@ -28,6 +28,7 @@ from infrastructure.federation import (
     sign_batch,
 )
 from projections.federation import log_hash_at, log_head, log_rows
+from projections.framework import NOTICE_CHANNEL
 
 if TYPE_CHECKING:
     from infrastructure.bootstrap import Pool
@@ -135,7 +136,7 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
         pool.redis.delete(f"{BACKOFF}{peer_pool_id}:next")
         applied += count
         pool.redis.publish(
-            "archipel:changes",
+            NOTICE_CHANNEL,
             json.dumps([{"view": "replication", "key": peer_pool_id, "position": 0}]),
         )
         if count < BATCH_LIMIT:

@@ -43,6 +43,10 @@ POSITIONS_SCHEMA = (
 )
 
 
+# The Redis channel live-UI change notices travel on (web processes relay it over SSE).
+NOTICE_CHANNEL = "archipel:changes"
+
+
 @dataclass(frozen=True)
 class ChangeNotice:
     """What a live UI needs to refetch: which view, which key, as of which position."""

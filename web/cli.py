@@ -212,7 +212,7 @@ def _run_roles(config: BootstrapConfig, roles: tuple[str, ...], threads: int = 2
             logging.getLogger(__name__).info(
                 "pool %s serving on %s", pool.pool_id, config.effective_public_url
             )
-            server = _PoolServer(
+            server = _uvicorn_server_class()(
                 uvicorn.Config(
                     create_app(runtime),
                     host=config.host,
@@ -248,10 +248,6 @@ def _uvicorn_server_class() -> type:
                     signal.signal(signum, handler)
 
     return PoolServer
-
-
-def _PoolServer(config: Any) -> Any:
-    return _uvicorn_server_class()(config)
 
 
 def _wait_for_signal() -> None:

@@ -18,9 +18,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
-from infrastructure.bootstrap import NOTICE_CHANNEL
 from infrastructure.database import Database
 from infrastructure.sessions import SESSIONS_CHANNEL, session_hash
+from projections.framework import NOTICE_CHANNEL
 
 log = logging.getLogger(__name__)
 
