@@ -7,6 +7,7 @@ calls a method here. Handlers are idempotent by event id, because delivery is at
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,10 +15,14 @@ from application.ports import AggregateStore
 from domain.aggregate import event_topic
 from domain.catalog import CatalogModel
 from domain.context import CommandContext, recording
-from domain.errors import ConcurrencyConflict
+from domain.errors import ConcurrencyConflict, NotFound
 from domain.federation import Peer
+from domain.incidents import Incident
+from domain.mail import OutgoingMail
+from domain.migrations import Migration
 from domain.notifications import AdminNotification, Severity
 from domain.settings import FlagSet
+from domain.workers import Worker
 
 
 @dataclass(frozen=True)
@@ -32,6 +37,12 @@ ROUTES: tuple[WorkRoute, ...] = (
     WorkRoute(event_topic(CatalogModel, "Unassigned"), "undeploy_model"),
     WorkRoute(event_topic(Peer, "Paired"), "introduce_peer"),
     WorkRoute(event_topic(Peer, "PairedAgain"), "introduce_peer"),
+    WorkRoute(event_topic(Worker, "StatusChanged"), "worker_status_changed"),
+    WorkRoute(event_topic(Incident, "Opened"), "announce_incident"),
+    WorkRoute(event_topic(OutgoingMail, "Queued"), "send_mail"),
+    WorkRoute(event_topic(OutgoingMail, "Retried"), "send_mail"),
+    WorkRoute(event_topic(Migration, "Created"), "run_migration"),
+    WorkRoute(event_topic(Migration, "Approved"), "run_migration"),
 )
 
 
@@ -69,4 +80,18 @@ class NotificationAutomation:
                 self._store.store(notice)
             except ConcurrencyConflict:
                 return False  # this event was announced before: at-least-once delivery
+        return True
+
+    def mark_read(self, notification_id: str, admin_id: str, context: CommandContext) -> bool:
+        try:
+            notice = self._store.load(uuid.UUID(notification_id), AdminNotification)
+        except (ValueError, NotFound):
+            raise NotFound(f"no notification {notification_id}") from None
+        with recording(context, self._store.pool_id):
+            if not notice.mark_read(admin_id):
+                return False
+            try:
+                self._store.store(notice)
+            except ConcurrencyConflict:
+                return False  # read in another tab at the same moment
         return True

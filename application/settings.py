@@ -46,6 +46,15 @@ class SettingsService:
             raise TypeError(f"{key} is not an int flag")
         return value
 
+    def float_value(self, key: str) -> float:
+        value = self.value(key)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TypeError(f"{key} is not a number flag")
+        return float(value)
+
+    def str_value(self, key: str) -> str:
+        return str(self.value(key))
+
     def bool_value(self, key: str) -> bool:
         value = self.value(key)
         if not isinstance(value, bool):

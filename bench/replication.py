@@ -383,7 +383,7 @@ class Bench:
                 for r in conn.execute(
                     "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND ("
                     "tablename LIKE 'peer\\_%%' OR tablename LIKE 'cluster\\_%%' OR "
-                    "tablename IN ('rejected_batches', 'incidents')) AND tablename <> %s",
+                    "tablename = 'rejected_batches') AND tablename <> %s",
                     (BASELINE_TABLE,),
                 ).fetchall()
             ]

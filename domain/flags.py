@@ -44,7 +44,6 @@ class Page(StrEnum):
 
 _TRUE = {"true", "yes", "on", "1", "y"}
 _FALSE = {"false", "no", "off", "0", "n"}
-_EMAIL = re.compile(r"^[^@\s,;]+@[^@\s,;]+\.[^@\s,;]+$")
 
 
 @dataclass(frozen=True)
@@ -245,6 +244,17 @@ REGISTRY: dict[str, FlagSpec] = _flags(
         maximum=1.0,
     ),
     FlagSpec(
+        "cluster.balancer_cooldown_seconds",
+        FlagType.INT,
+        300,
+        C,
+        "After the balancer acts on a model, how long it leaves that model alone.",
+        Page.CLUSTER_CONFIG,
+        minimum=0,
+        maximum=86400,
+        unit="seconds",
+    ),
+    FlagSpec(
         "cluster.worker_migrations_enabled",
         FlagType.BOOL,
         True,
@@ -265,21 +275,11 @@ REGISTRY: dict[str, FlagSpec] = _flags(
         FlagType.INT,
         900,
         C,
-        "How long an incident may stay pending before it is escalated by e-mail.",
+        "How long an incident may stay unacknowledged before it is escalated by e-mail.",
         Page.INCIDENTS,
-        minimum=60,
+        minimum=10,
         maximum=604800,
         unit="seconds",
-    ),
-    FlagSpec(
-        "cluster.failsafe_recipients",
-        FlagType.LIST,
-        [],
-        C,
-        "E-mail addresses that receive failsafe escalations.",
-        Page.SMTP,
-        maximum=50,
-        item_pattern=_EMAIL.pattern,
     ),
     FlagSpec(
         "cluster.catalog_master_pool",
@@ -316,6 +316,17 @@ REGISTRY: dict[str, FlagSpec] = _flags(
         "Text shown to every admin in the dashboard header (empty: no banner).",
         Page.ADVANCED,
         max_length=200,
+    ),
+    FlagSpec(
+        "pool.disk_space_low_percent",
+        FlagType.INT,
+        10,
+        L,
+        "Open an incident when the data directory's disk has less free space than this.",
+        Page.INCIDENTS,
+        minimum=1,
+        maximum=90,
+        unit="%",
     ),
     FlagSpec(
         "api.rate_limit_per_minute",

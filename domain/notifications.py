@@ -30,8 +30,19 @@ class AdminNotification(PoolAggregate):
         self.severity = severity
         self.title = title
         self.body = body
-        self.read = False
+        self.read_by: list[str] = []
 
     @staticmethod
     def create_id(cause_event_id: str) -> uuid.UUID:
         return uuid.uuid5(NOTIFICATION_NAMESPACE, cause_event_id)
+
+    def mark_read(self, admin_id: str) -> bool:
+        """Read state is per admin: one admin's click does not hide it from the others."""
+        if admin_id in self.read_by:
+            return False
+        self._read(admin_id=admin_id)
+        return True
+
+    @event("Read")
+    def _read(self, admin_id: str) -> None:
+        self.read_by.append(admin_id)

@@ -12,8 +12,9 @@ from uuid import UUID
 from application.workers import verdict
 from domain.context import CommandContext
 from domain.federation import Peer
+from infrastructure import operations
 from infrastructure.deployer import DeployError
-from infrastructure.federation import FederationRefused
+from infrastructure.federation import FederationRefused, PeerUnreachable
 from infrastructure.replication import backing_off, pull
 from projections.framework import NOTICE_CHANNEL
 from projections.workers import list_workers
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ROUND_LOCK = "archipel:health:round"
+PEER_FAILURES = "archipel:peer-failures:"
 TELEMETRY_VIEW = "telemetry"
 
 
@@ -53,8 +55,16 @@ def register_actors(pool: Pool) -> None:
                 continue
             try:
                 pull(pool, peer_id)
+            except PeerUnreachable as error:
+                log.warning("replication from %s: %s", peer_id, error)
+                # Three failed pulls in a row (not one blip) make an incident.
+                if int(pool.redis.incr(f"{PEER_FAILURES}{peer_id}")) >= 3:
+                    operations.peer_trouble(pool, peer_id, str(error))
             except FederationRefused as error:
                 log.warning("replication from %s: %s", peer_id, error)
+            else:
+                if pool.redis.delete(f"{PEER_FAILURES}{peer_id}"):
+                    operations.peer_trouble(pool, peer_id, None)
 
     def notify_peers(message: dict[str, Any]) -> None:
         for peer_id in paired_peers(pool):
@@ -69,6 +79,19 @@ def register_actors(pool: Pool) -> None:
         introduce(pool, peer.peer_pool_id)
 
     background.register("introduce_peer", introduce_peer)
+    background.register(
+        "worker_status_changed", lambda message: operations.worker_status_changed(pool, message)
+    )
+    background.register(
+        "announce_incident",
+        lambda message: pool.failsafe.announce(
+            message["aggregate_id"], message["event_id"], pool.public_url()
+        ),
+    )
+    background.register("send_mail", lambda message: operations.send_mail(pool, message))
+    background.register(
+        "run_migration", lambda message: operations.run_migration(pool, message["aggregate_id"])
+    )
     background.register("pull_peers", pull_peers)
     background.register("notify_peers", notify_peers)
     background.register("deploy_model", deploy_model)
@@ -198,11 +221,7 @@ def deploy(pool: Pool, model_id: str, worker_id: str, cause: str) -> None:
     attempt = int(pool.redis.incr(f"{key}:attempts"))
     pool.redis.expire(f"{key}:attempts", 86400)
     try:
-        if model.source == "library":
-            pool.deployer.pull(worker.url, model.reference, progress)
-        else:
-            assert model.digest is not None
-            pool.deployer.push_and_create(worker.url, model.reference, model.digest, progress)
+        pool.deployer.place(worker.url, model, progress)
     except DeployError as error:
         log.warning(
             "deploying %s on %s failed (attempt %d): %s",
@@ -212,8 +231,11 @@ def deploy(pool: Pool, model_id: str, worker_id: str, cause: str) -> None:
             error,
         )
         pool.deployments.failed(model_id, worker_id, str(error), attempt, cause)
+        operations.deploy_trouble(pool, model.reference, model_id, worker, cause, str(error))
         raise  # Dramatiq retries with backoff; the steps above are idempotent
     pool.deployments.succeeded(model_id, worker_id, cause)
+    if attempt > 1:
+        operations.deploy_trouble(pool, model.reference, model_id, worker, cause, None)
     pool.redis.delete(key, f"{key}:attempts")
     _notify(pool, model_id)
 

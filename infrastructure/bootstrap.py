@@ -11,6 +11,7 @@ import contextlib
 import json
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,12 +20,18 @@ import redis
 
 from application.admins import AdminService
 from application.automations import NotificationAutomation
+from application.balancer import BalancerAutomation
 from application.catalog import CatalogService, DeploymentAutomation
+from application.failsafe import FailsafeAutomation
 from application.federation import FederationService
+from application.incidents import IncidentService
+from application.mail import MailService
+from application.migrations import MigrationRunner, MigrationService
 from application.onboarding import OnboardingService
 from application.personal_data import PersonalDataService
 from application.settings import SettingsService
 from application.workers import HealthAutomation, WorkerService
+from domain.automations import AUTOMATIONS, AutomationSpec
 from infrastructure.automations import purge_inactive_peers, register_actors
 from infrastructure.background import Background
 from infrastructure.blobs import BlobStore
@@ -32,6 +39,7 @@ from infrastructure.config import BootstrapConfig, mask_url
 from infrastructure.crypto import (
     PERSON_KEYS_SCHEMA,
     KeyedDigests,
+    MasterSecretBox,
     PostgresPersonalDataVault,
     load_or_create_master_key,
 )
@@ -41,7 +49,15 @@ from infrastructure.embedded import EmbeddedPostgres, EmbeddedRedis
 from infrastructure.eventstore import PoolEventStore, postgres_env
 from infrastructure.federation import PeerClient, PoolSigner
 from infrastructure.identity import FileIdentityKeys
+from infrastructure.mailer import SmtpMailSender
 from infrastructure.ollama_health import HealthChecker, OllamaHttpProbe
+from infrastructure.operations import (
+    balance,
+    escalate_overdue,
+    note_run,
+    start_due_migrations,
+    watch_disk,
+)
 from infrastructure.passwords import Argon2Passwords
 from infrastructure.replication import HttpPeerTransport
 from infrastructure.scheduler import PeriodicJob, Scheduler
@@ -61,6 +77,7 @@ from projections.framework import (
     StoreEventSource,
 )
 from projections.notifications import NotificationsView
+from projections.operations import OperationsView
 from projections.outbox import OutboxView
 from projections.settings import SettingsView
 from projections.workers import WorkersView
@@ -108,6 +125,12 @@ class Pool:
     signer: PoolSigner
     peer_client: PeerClient
     federation: FederationService
+    incidents: IncidentService
+    mail: MailService
+    migrations: MigrationService
+    migration_runner: MigrationRunner
+    failsafe: FailsafeAutomation
+    balancer: BalancerAutomation
     redis: redis.Redis
     redis_url: str
     background: Background
@@ -119,6 +142,13 @@ class Pool:
     @property
     def pool_id(self) -> str:
         return self.store.pool_id
+
+    def public_url(self) -> str:
+        """Where admins reach this pool (links in e-mail, the key document)."""
+        profile = self.onboarding.profile()
+        return str(
+            self.config.public_url or profile.get("public_url") or self.config.effective_public_url
+        )
 
     def runner(self, name: str) -> ProjectionRunner:
         return self.runners[name]
@@ -155,6 +185,7 @@ def read_models(
         PeersView(),
         FederationLogView(own_pool=own_pool, woken=woken),
         ErasureView(),
+        OperationsView(),
         OutboxView(relay),
     ]
 
@@ -268,6 +299,12 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         )
         for model in models
     }
+    incidents = IncidentService(store)
+    mail = MailService(store, MasterSecretBox(master_key), SmtpMailSender())
+    migrations = MigrationService(
+        store, incidents, mail, lambda: settings.str_value("cluster.failover_mode")
+    )
+    deployer = OllamaDeployer(blobs.path)
     pool = Pool(
         config=config,
         database=database,
@@ -285,10 +322,16 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         catalog=CatalogService(store),
         deployments=DeploymentAutomation(store),
         blobs=blobs,
-        deployer=OllamaDeployer(blobs.path),
+        deployer=deployer,
         signer=signer,
         peer_client=peer_client,
         federation=FederationService(store, HttpPeerTransport(peer_client, own_key_document)),
+        incidents=incidents,
+        mail=mail,
+        migrations=migrations,
+        migration_runner=MigrationRunner(store, incidents, mail, deployer),
+        failsafe=FailsafeAutomation(store, incidents, mail),
+        balancer=BalancerAutomation(store, migrations),
         redis=redis_client,
         redis_url=redis_url,
         background=background,
@@ -339,6 +382,28 @@ class PoolRuntime:
 
     def _periodic_jobs(self) -> list[PeriodicJob]:
         pool = self.pool
+        # The automations' periodic runs: switch and interval from their flags, each run
+        # noted for the Automations page.
+        runs: dict[str, Callable[[], object]] = {
+            "health": lambda: pool.background.enqueue("check_workers", {}),
+            # Replication pulls from every paired pool (notify only wakes them sooner).
+            "replication": lambda: pool.background.enqueue("pull_peers", {}),
+            "peer_purge": lambda: purge_inactive_peers(pool),
+            "balancer": lambda: balance(pool),
+            "failsafe": lambda: escalate_overdue(pool),
+            "migrations": lambda: start_due_migrations(pool),
+            "disk_watch": lambda: watch_disk(pool),
+        }
+        jobs = [
+            PeriodicJob(
+                spec.id,
+                interval=_interval(pool, spec),
+                enabled=_switch(pool, spec),
+                run=_noted(pool, spec.id, runs[spec.id]),
+            )
+            for spec in AUTOMATIONS
+            if spec.id in runs
+        ]
         return [
             # Safety net of the outbox: messages whose send was cut short by a crash.
             PeriodicJob(
@@ -347,27 +412,7 @@ class PoolRuntime:
                 enabled=lambda: True,
                 run=lambda: pool.background.relay(older_than_seconds=10),
             ),
-            # Health checks of every worker, at the interval the admins chose.
-            PeriodicJob(
-                "health-checks",
-                interval=lambda: pool.settings.int_value("workers.health_check_interval_seconds"),
-                enabled=lambda: True,
-                run=lambda: pool.background.enqueue("check_workers", {}),
-            ),
-            # Replication: pull from every paired pool (notify only wakes them sooner).
-            PeriodicJob(
-                "replication",
-                interval=lambda: 3.0,
-                enabled=lambda: pool.settings.bool_value("federation.replication_enabled"),
-                run=lambda: pool.background.enqueue("pull_peers", {}),
-            ),
-            # Auto-purge of peers unseen for longer than the threshold (when the flag is on).
-            PeriodicJob(
-                "peer-purge",
-                interval=lambda: 60.0,
-                enabled=lambda: True,
-                run=lambda: purge_inactive_peers(pool),
-            ),
+            *jobs,
             # Housekeeping: change notices older than live clients may resume from, and
             # sessions past any absolute timeout.
             PeriodicJob(
@@ -414,3 +459,32 @@ class PoolRuntime:
             elif runner.lag() > runner.batch_size:
                 behind.append(runner.name)
         return f"catching up: {', '.join(behind)}" if behind else None
+
+
+def _interval(pool: Pool, spec: AutomationSpec) -> Callable[[], float]:
+    if spec.interval_flag is not None:
+        key = spec.interval_flag
+        return lambda: float(pool.settings.int_value(key))
+    seconds = float(spec.interval_seconds or 60)
+    return lambda: seconds
+
+
+def _switch(pool: Pool, spec: AutomationSpec) -> Callable[[], bool]:
+    if spec.switch_flag is None:
+        return lambda: True
+    key = spec.switch_flag
+    return lambda: pool.settings.bool_value(key)
+
+
+def _noted(pool: Pool, automation: str, run: Callable[[], object]) -> Callable[[], object]:
+    def noted() -> object:
+        started = time.time()
+        try:
+            result = run()
+        except Exception as error:
+            note_run(pool, automation, started, f"{type(error).__name__}: {error}"[:500])
+            raise
+        note_run(pool, automation, started)
+        return result
+
+    return noted

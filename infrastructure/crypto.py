@@ -103,3 +103,16 @@ class KeyedDigests:
 
     def email(self, email: str) -> str:
         return hmac.new(self._email_key, email.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+class MasterSecretBox:
+    """Seals pool secrets (the SMTP password) with a sub-key of the master key."""
+
+    def __init__(self, master_key: bytes) -> None:
+        self._box = nacl.secret.SecretBox(derive_key(master_key, "pool-secrets"))
+
+    def seal(self, text: str) -> str:
+        return base64.b64encode(bytes(self._box.encrypt(text.encode("utf-8")))).decode("ascii")
+
+    def open(self, sealed: str) -> str:
+        return bytes(self._box.decrypt(base64.b64decode(sealed))).decode("utf-8")

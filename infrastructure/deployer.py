@@ -12,13 +12,15 @@ from pathlib import Path
 
 import httpx
 
+from application.migrations import PlacementError
+from domain.catalog import CatalogModel
 from infrastructure.ollama_health import tls_context
 
 PUSH_CHUNK = 1 << 20
 TIMEOUT = httpx.Timeout(30.0, read=600.0)
 
 
-class DeployError(Exception):
+class DeployError(PlacementError):
     """The worker refused or failed a step; the message says which and why."""
 
 
@@ -105,6 +107,23 @@ class OllamaDeployer:
                     _check(answer, "delete")
         except httpx.HTTPError as error:
             raise DeployError(f"worker unreachable: {error}") from None
+
+    def place(self, url: str, model: CatalogModel, progress: Callable[[int, int], None]) -> None:
+        """Put a catalog model on a worker, whichever way it comes (file or library)."""
+        if model.source == "library":
+            self.pull(url, model.reference, progress)
+        else:
+            assert model.digest is not None
+            self.push_and_create(url, model.reference, model.digest, progress)
+
+    def verify(self, url: str, reference: str) -> None:
+        """The worker lists the model and describes it (its manifest is readable)."""
+        try:
+            with self._client(url) as client:
+                self._verify(client, reference)
+                _check(client.post("/api/show", json={"model": reference}), "show")
+        except httpx.HTTPError as error:
+            raise DeployError(f"worker unreachable while verifying: {error}") from None
 
     @staticmethod
     def _verify(client: httpx.Client, reference: str) -> None:

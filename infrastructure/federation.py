@@ -34,6 +34,10 @@ class FederationRefused(Exception):
     """A pool-to-pool message failed a check; the message says which one."""
 
 
+class PeerUnreachable(FederationRefused):
+    """The peer did not answer, or not with a usable HTTP answer (as opposed to a refusal)."""
+
+
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
 
@@ -228,7 +232,7 @@ class PeerClient:
         try:
             answer = httpx.get(f"{url}/federation/v1/key", timeout=10, verify=tls_context())
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
-            raise FederationRefused(f"cannot reach {url}: {error}") from None
+            raise PeerUnreachable(f"cannot reach {url}: {error}") from None
         if answer.status_code != 200:
             raise FederationRefused(f"{url} is not an Archipel pool (no key document)")
         return dict(answer.json())

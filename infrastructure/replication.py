@@ -16,11 +16,16 @@ from typing import TYPE_CHECKING, Any
 from psycopg.types.json import Jsonb
 
 from application.federation import PeerIdentity, may_send
+from application.incidents import Trouble
 from domain.canonical import GENESIS, chain_hash
+from domain.context import CommandContext
 from domain.federation import PairingRefused
+from domain.incidents import IncidentKind
+from domain.notifications import Severity
 from infrastructure.federation import (
     FederationRefused,
     PeerClient,
+    PeerUnreachable,
     PoolSigner,
     check_batch,
     check_key_document,
@@ -115,7 +120,7 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
             peer.url, peer_pool_id, "GET", f"/federation/v1/log?after={after}&limit={BATCH_LIMIT}"
         )
         if answer.status_code != 200:
-            raise FederationRefused(f"{peer.url} answered HTTP {answer.status_code}")
+            raise PeerUnreachable(f"{peer.url} answered HTTP {answer.status_code}")
         try:
             body = answer.json()
         except ValueError:
@@ -322,14 +327,33 @@ def reject(pool: Pool, origin: str, body: Any, reason: str, after: int) -> None:
                 Jsonb(body if isinstance(body, dict | list) else {"raw": str(body)[:10000]}),
             ),
         )
-        conn.execute(
-            "INSERT INTO incidents (kind, severity, subject, title, detail) "
-            "VALUES ('replication', 'warning', %s, %s, %s)",
-            (f"peer:{origin}", "a batch from a paired pool was rejected", reason),
-        )
+    pool.incidents.report(
+        Trouble(
+            cause=f"batch_rejected:{origin}",
+            kind=IncidentKind.BATCH_REJECTED,
+            severity=Severity.WARNING,
+            title=f"A batch from pool {origin} was rejected",
+            detail=reason,
+            subject=f"peer:{origin}",
+        ),
+        CommandContext(actor="automation:replication", reason=reason[:2000]),
+    )
     log.warning("rejected a batch from %s after seq %d: %s", origin, after, reason)
-    if reason.startswith("chain: the batch does not continue"):
-        pool.federation.quarantine(origin, f"equivocation: {reason}")
+    if reason.startswith("chain: the batch does not continue") and pool.federation.quarantine(
+        origin, f"equivocation: {reason}"
+    ):
+        pool.incidents.report(
+            Trouble(
+                cause=f"peer_quarantined:{origin}",
+                kind=IncidentKind.PEER_QUARANTINED,
+                severity=Severity.CRITICAL,
+                title=f"Pool {origin} is quarantined",
+                detail=f"It served two different histories (equivocation): {reason}. Nothing "
+                "from it is applied until an admin releases it on the Federation page.",
+                subject=f"peer:{origin}",
+            ),
+            CommandContext(actor="automation:replication", reason="equivocation"),
+        )
 
 
 def _int(value: Any) -> int | None:

@@ -52,15 +52,6 @@ FEDERATION_SCHEMA = (
         reason text NOT NULL,
         received_at timestamptz NOT NULL DEFAULT now(),
         body jsonb)""",
-    """CREATE TABLE IF NOT EXISTS incidents (
-        id bigserial PRIMARY KEY,
-        kind text NOT NULL,
-        severity text NOT NULL,
-        subject text NOT NULL,
-        title text NOT NULL,
-        detail text NOT NULL,
-        status text NOT NULL DEFAULT 'open',
-        created_at timestamptz NOT NULL DEFAULT now())""",
     """CREATE TABLE IF NOT EXISTS cluster_workers_view (
         pool_id text NOT NULL,
         worker_id text NOT NULL,

@@ -20,12 +20,17 @@ from web.routers import (
     admins,
     audit,
     auth,
+    automations,
     federation,
     health,
+    incidents,
+    migrations,
     models,
+    notifications,
     onboarding,
     overview,
     settings,
+    smtp,
     stream,
     workers,
 )
@@ -63,6 +68,11 @@ def build_api(lifespan: Any = None) -> FastAPI:
         workers.topology_router,
         models.router,
         models.distribution_router,
+        incidents.router,
+        migrations.router,
+        automations.router,
+        smtp.router,
+        notifications.router,
     ):
         app.include_router(router, responses=ERROR_RESPONSES)
     app.include_router(federation.router, responses=ERROR_RESPONSES)

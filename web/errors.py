@@ -17,6 +17,7 @@ from application.catalog import (
     NoWorkerAvailable,
     UploadOffsetMismatch,
 )
+from application.mail import SmtpNotConfigured
 from application.onboarding import InvalidOnboardingInput
 from application.workers import DuplicateWorker, NotOllama, WorkerUnreachable
 from domain.admins import AdminDisabled, AdminRuleViolated
@@ -31,6 +32,9 @@ from domain.errors import (
     UnknownFlag,
 )
 from domain.federation import PairingRefused, PeerStateError
+from domain.incidents import IncidentStateError, InvalidIncident
+from domain.mail import InvalidMailSettings, MailStateError
+from domain.migrations import InvalidMigration, MigrationStateError
 from domain.onboarding import AlreadyOnboarded, OnboardingError
 from domain.passwords import WeakPassword
 from domain.workers import InvalidWorker, WorkerStateError
@@ -65,6 +69,13 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     ModelStateError: 409,
     PairingRefused: 422,
     PeerStateError: 409,
+    InvalidIncident: 422,
+    IncidentStateError: 409,
+    InvalidMigration: 422,
+    MigrationStateError: 409,
+    InvalidMailSettings: 422,
+    MailStateError: 409,
+    SmtpNotConfigured: 409,
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -408,3 +408,222 @@ class ClusterWorkerPublic(BaseModel):
 
 class ClusterWorkersPublic(BaseModel):
     items: list[ClusterWorkerPublic]
+
+
+class Noted(BaseModel):
+    reason: str = Field(
+        default="", max_length=2000, description="Why (optional): kept in the audit."
+    )
+
+
+Severity = Literal["info", "warning", "critical"]
+
+
+class IncidentCreate(Noted):
+    title: str = Field(min_length=1, max_length=200)
+    detail: str = Field(default="", max_length=2000)
+    severity: Severity = "warning"
+
+
+class IncidentAssignment(Noted):
+    admin_id: str = Field(min_length=1, max_length=64)
+
+
+class IncidentComment(BaseModel):
+    text: str = Field(min_length=1, max_length=2000)
+
+
+class IncidentResolution(BaseModel):
+    resolution: str = Field(min_length=1, max_length=2000)
+
+
+class IncidentPublic(BaseModel):
+    id: str
+    kind: str
+    severity: str
+    title: str
+    detail: str
+    subject: str = Field(description='What it is about: "worker:<id>", "peer:<pool>", ...')
+    status: str = Field(description="open, acknowledged or resolved")
+    occurrences: int
+    opened_at: datetime
+    last_seen_at: datetime
+    opened_by: str
+    acknowledged_at: datetime | None
+    acknowledged_by: str | None
+    assignee_id: str | None
+    assignee_name: str | None
+    escalated_at: datetime | None
+    resolved_at: datetime | None
+    resolution: str | None
+
+
+class IncidentCounts(BaseModel):
+    open: int
+    acknowledged: int
+    resolved: int
+
+
+class IncidentsPublic(BaseModel):
+    items: list[IncidentPublic]
+    counts: IncidentCounts
+
+
+class TimelineEntryPublic(BaseModel):
+    at: datetime
+    kind: str
+    actor: str
+    actor_name: str | None
+    text: str
+
+
+class IncidentDetailPublic(IncidentPublic):
+    timeline: list[TimelineEntryPublic]
+
+
+class MigrationCreate(Noted):
+    kind: Literal["move", "drain"]
+    model_id: str | None = Field(default=None, description="move: the model")
+    source_id: str | None = Field(default=None, description="move: the worker it leaves")
+    target_id: str | None = Field(default=None, description="move: the worker it goes to")
+    worker_id: str | None = Field(default=None, description="drain: the worker to empty")
+    not_before: datetime | None = Field(default=None, description="move: start at this time")
+
+
+class MigrationStepPublic(BaseModel):
+    name: str
+    status: str = Field(description="pending, running, done, failed, rolled_back or skipped")
+    detail: str
+    at: datetime | None
+
+
+class MigrationPublic(BaseModel):
+    id: str
+    kind: str
+    model_id: str
+    model: str
+    source_id: str | None
+    source_name: str | None
+    target_id: str
+    target_name: str
+    status: str
+    created_by: str
+    reason: str
+    not_before: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    steps: list[MigrationStepPublic]
+    progress: float | None = Field(default=None, description="0..1 while deploying")
+    error: str | None
+    incident_id: str | None
+
+
+class MigrationsPublic(BaseModel):
+    items: list[MigrationPublic]
+
+
+class DecisionPublic(BaseModel):
+    at: datetime
+    actor: str
+    event: str
+    reason: str
+
+
+class AutomationPublic(BaseModel):
+    id: str
+    title: str
+    description: str
+    available: bool = Field(description="False: arrives with a later release")
+    trigger: str = Field(description="periodic or event")
+    switch_flag: str | None
+    enabled: bool
+    parameter_flags: list[str]
+    last_run_at: datetime | None
+    next_run_at: datetime | None
+    last_run_error: str | None
+    last_decision: DecisionPublic | None
+
+
+class AutomationsPublic(BaseModel):
+    items: list[AutomationPublic]
+    failover_mode: str
+
+
+class SmtpPublic(BaseModel):
+    configured: bool
+    host: str
+    port: int
+    security: str
+    username: str
+    password_set: bool
+    sender: str
+    updated_at: datetime | None
+
+
+class SmtpUpdate(Noted):
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(ge=1, le=65535)
+    security: Literal["none", "starttls", "tls"]
+    username: str = Field(default="", max_length=255)
+    password: str | None = Field(
+        default=None, max_length=1024, description='null keeps the current one; "" removes it'
+    )
+    sender: str = Field(min_length=3, max_length=254)
+
+
+class SmtpTest(BaseModel):
+    to: str = Field(min_length=3, max_length=254)
+
+
+class SmtpTestPublic(BaseModel):
+    ok: bool
+    answer: str = Field(description="What the SMTP server said")
+
+
+class MailPublic(BaseModel):
+    id: str
+    to: str
+    subject: str
+    kind: str
+    status: str = Field(description="queued, retrying, sent or failed")
+    attempts: int
+    last_error: str | None
+    answer: str | None
+    queued_at: datetime
+    sent_at: datetime | None
+
+
+class MailsPublic(BaseModel):
+    items: list[MailPublic]
+
+
+class RecipientPublic(BaseModel):
+    address: str = Field(min_length=3, max_length=254)
+    kinds: list[str] = Field(max_length=10)
+
+
+class RecipientsPublic(BaseModel):
+    items: list[RecipientPublic]
+    kinds: list[str]
+
+
+class RecipientsUpdate(Noted):
+    items: list[RecipientPublic] = Field(max_length=50)
+
+
+class NotificationPublic(BaseModel):
+    id: str
+    severity: str
+    title: str
+    body: str
+    raised_at: datetime
+    read: bool
+
+
+class NotificationsPublic(BaseModel):
+    items: list[NotificationPublic]
+    unread: int
+
+
+class UnreadPublic(BaseModel):
+    unread: int

@@ -92,15 +92,15 @@ def test_settings_show_every_flag_with_its_schema_and_accept_changes(onboarded: 
     assert wrong_type.status_code == 422
 
     changed = alice.put(
-        "/api/settings/cluster.failsafe_recipients",
-        {"value": ["ops@example.org", "noc@example.org"], "reason": "rota"},
+        "/api/settings/pool.maintenance_banner",
+        {"value": "Upgrade at 18:00", "reason": "rota"},
     )
     assert changed.status_code == 200, changed.text
     body = changed.json()
-    assert body["value"] == ["ops@example.org", "noc@example.org"]
+    assert body["value"] == "Upgrade at 18:00"
     assert body["last_change"]["reason"] == "rota"
     assert body["last_change"]["actor"].startswith("admin:")
-    assert alice.get("/api/settings/cluster.failsafe_recipients").json()["is_default"] is False
+    assert alice.get("/api/settings/pool.maintenance_banner").json()["is_default"] is False
 
 
 def test_audit_filters_and_pages_newest_first(onboarded: Onboarded) -> None:

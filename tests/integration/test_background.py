@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterator
 
@@ -134,7 +135,9 @@ def test_metrics_show_lag_and_leadership(pool: Pool, runtime: PoolRuntime) -> No
         )
     )
     assert isinstance(text, str)
-    assert "archipel_event_store_head 3.0" in text
+    # The flag change, its notification, and whatever the periodic automations decided.
+    head = re.search(r"^archipel_event_store_head (\d+)\.0$", text, re.M)
+    assert head is not None and int(head.group(1)) >= 3
     assert "archipel_scheduler_leader 1.0" in text
     assert "archipel_outbox_unsent 0.0" in text
 
