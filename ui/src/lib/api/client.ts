@@ -9,6 +9,12 @@ export type Overview = Schemas['OverviewPublic'];
 export type OnboardingState = Schemas['OnboardingPublic'];
 export type Admin = Schemas['AdminPublic'];
 export type Model = Schemas['ModelPublic'];
+export type Incident = Schemas['IncidentPublic'];
+export type Migration = Schemas['MigrationPublic'];
+export type MigrationOrder = Schemas['MigrationCreate'];
+export type Automation = Schemas['AutomationPublic'];
+export type SmtpSettings = Schemas['SmtpPublic'];
+export type Recipient = Schemas['RecipientPublic'];
 
 /** An error answer of the API: a sentence for people and a stable code for programs. */
 export class ApiError extends Error {
@@ -70,4 +76,9 @@ export function unwrap<T>(answer: Answer<T>): T {
     throw new ApiError(answer.response.status, body.code ?? 'http_error', detail, fields);
   }
   return answer.data as T;
+}
+
+/** What to show a person when a request failed: the API's sentence, or the error's message. */
+export function errorMessage(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
 }

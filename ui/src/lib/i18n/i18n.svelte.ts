@@ -28,7 +28,11 @@ class I18n {
 
   t = (key: MessageKey, params?: Record<string, string | number>): string =>
     format(catalogs[this.locale][key], params);
+
+  /** The message for a value the server sends (a status, a kind), or the value itself if unknown. */
+  tOr = (key: string, fallback: string): string => catalogs[this.locale][key as MessageKey] ?? fallback;
 }
 
 export const i18n = new I18n();
 export const t = i18n.t;
+export const tOr = i18n.tOr;
