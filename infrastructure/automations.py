@@ -6,6 +6,7 @@ import contextlib
 import json
 import logging
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -78,6 +79,28 @@ def register_actors(pool: Pool) -> None:
         peer = pool.store.load(UUID(message["aggregate_id"]), Peer)
         introduce(pool, peer.peer_pool_id)
 
+    # Periodic automations: the scheduler enqueues `run_automation` with the automation's id.
+    periodic: dict[str, Callable[[], object]] = {
+        "health": lambda: run_health_round(pool),
+        "replication": lambda: pull_peers({}),
+        "peer_purge": lambda: purge_inactive_peers(pool),
+        "balancer": lambda: operations.balance(pool),
+        "failsafe": lambda: operations.escalate_overdue(pool),
+        "migrations": lambda: operations.start_due_migrations(pool),
+        "disk_watch": lambda: operations.watch_disk(pool),
+    }
+
+    def run_automation(message: dict[str, Any]) -> None:
+        started = time.time()
+        try:
+            periodic[message["id"]]()
+        except Exception as error:
+            operations.note_run(pool, message["id"], started, f"{type(error).__name__}: {error}")
+            raise
+        operations.note_run(pool, message["id"], started)
+
+    # No retries: the next tick is the retry.
+    background.register("run_automation", run_automation, max_retries=0)
     background.register("introduce_peer", introduce_peer)
     background.register(
         "worker_status_changed", lambda message: operations.worker_status_changed(pool, message)

@@ -27,13 +27,15 @@ class Background:
         self._actors: dict[str, dramatiq.Actor[Any, Any]] = {}
         self._worker: dramatiq.Worker | None = None
 
-    def register(self, name: str, handler: Callable[[dict[str, Any]], Any]) -> None:
+    def register(
+        self, name: str, handler: Callable[[dict[str, Any]], Any], max_retries: int = 10
+    ) -> None:
         """Declare an actor; `handler` receives the outbox message and must be idempotent."""
         declare = dramatiq.actor(
             actor_name=name,
             queue_name=QUEUE,
             broker=self.broker,
-            max_retries=10,
+            max_retries=max_retries,
             min_backoff=1000,
             max_backoff=60000,
         )

@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,7 +31,7 @@ from application.personal_data import PersonalDataService
 from application.settings import SettingsService
 from application.workers import HealthAutomation, WorkerService
 from domain.automations import AUTOMATIONS, AutomationSpec
-from infrastructure.automations import purge_inactive_peers, register_actors
+from infrastructure.automations import register_actors
 from infrastructure.background import Background
 from infrastructure.blobs import BlobStore
 from infrastructure.config import BootstrapConfig, mask_url
@@ -51,13 +50,6 @@ from infrastructure.federation import PeerClient, PoolSigner
 from infrastructure.identity import FileIdentityKeys
 from infrastructure.mailer import SmtpMailSender
 from infrastructure.ollama_health import HealthChecker, OllamaHttpProbe
-from infrastructure.operations import (
-    balance,
-    escalate_overdue,
-    note_run,
-    start_due_migrations,
-    watch_disk,
-)
 from infrastructure.passwords import Argon2Passwords
 from infrastructure.replication import HttpPeerTransport
 from infrastructure.scheduler import PeriodicJob, Scheduler
@@ -382,27 +374,17 @@ class PoolRuntime:
 
     def _periodic_jobs(self) -> list[PeriodicJob]:
         pool = self.pool
-        # The automations' periodic runs: switch and interval from their flags, each run
-        # noted for the Automations page.
-        runs: dict[str, Callable[[], object]] = {
-            "health": lambda: pool.background.enqueue("check_workers", {}),
-            # Replication pulls from every paired pool (notify only wakes them sooner).
-            "replication": lambda: pool.background.enqueue("pull_peers", {}),
-            "peer_purge": lambda: purge_inactive_peers(pool),
-            "balancer": lambda: balance(pool),
-            "failsafe": lambda: escalate_overdue(pool),
-            "migrations": lambda: start_due_migrations(pool),
-            "disk_watch": lambda: watch_disk(pool),
-        }
+        # The automations' periodic runs: switch and interval from their flags; each run is
+        # a message, so the scheduler thread only enqueues and never waits on the work.
         jobs = [
             PeriodicJob(
                 spec.id,
                 interval=_interval(pool, spec),
                 enabled=_switch(pool, spec),
-                run=_noted(pool, spec.id, runs[spec.id]),
+                run=_enqueuer(pool, spec.id),
             )
             for spec in AUTOMATIONS
-            if spec.id in runs
+            if spec.trigger == "periodic" and spec.available
         ]
         return [
             # Safety net of the outbox: messages whose send was cut short by a crash.
@@ -476,15 +458,5 @@ def _switch(pool: Pool, spec: AutomationSpec) -> Callable[[], bool]:
     return lambda: pool.settings.bool_value(key)
 
 
-def _noted(pool: Pool, automation: str, run: Callable[[], object]) -> Callable[[], object]:
-    def noted() -> object:
-        started = time.time()
-        try:
-            result = run()
-        except Exception as error:
-            note_run(pool, automation, started, f"{type(error).__name__}: {error}"[:500])
-            raise
-        note_run(pool, automation, started)
-        return result
-
-    return noted
+def _enqueuer(pool: Pool, automation: str) -> Callable[[], None]:
+    return lambda: pool.background.enqueue("run_automation", {"id": automation})
