@@ -3,6 +3,7 @@ workers, and the deployment automation's decisions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -60,9 +61,89 @@ def suggested_capabilities(metadata: dict[str, Any], name: str) -> list[str]:
     return sorted(found)
 
 
+def satellite_of(master: str, pool_id: str) -> str | None:
+    """The catalog master's pool id when this pool is one of its satellites, else None."""
+    return master if master and master != pool_id else None
+
+
+class CatalogReadOnly(DomainError):
+    code = "catalog_read_only"
+
+
+@dataclass(frozen=True)
+class MasterModel:
+    """A model as the catalog master's log describes it."""
+
+    model_id: str
+    name: str
+    tag: str
+    digest: str | None
+    size: int
+    metadata: dict[str, Any]
+    capabilities: list[str]
+    notes: str
+    source: str
+    retired: bool
+
+
 class CatalogService:
-    def __init__(self, store: AggregateStore) -> None:
+    def __init__(
+        self, store: AggregateStore, master: Callable[[], str | None] = lambda: None
+    ) -> None:
+        """`master()` is the catalog master's pool id when this pool is a satellite."""
         self._store = store
+        self._master = master
+
+    def check_writable(self) -> None:
+        """Satellites show the master's catalog read-only: they do not edit it."""
+        master = self._master()
+        if master:
+            raise CatalogReadOnly(
+                f"this pool is a catalog satellite: models are added and edited on the master "
+                f"pool {master}, and synced here"
+            )
+
+    def mirror(self, master: str, models: list[MasterModel]) -> tuple[int, list[str]]:
+        """Bring the local catalog in line with the master's (actor `peer:<master>`).
+
+        Returns how many models changed, and the conflicts: local models under a master
+        model's name with other content, left alone for an admin.
+        """
+        changed, conflicts = 0, []
+        context = CommandContext(actor=f"peer:{master}", reason="catalog sync from the master")
+        for wanted in models:
+            local = self._find(UUID(wanted.model_id))
+            with recording(context, self._store.pool_id):
+                if local is None:
+                    if wanted.retired:
+                        continue
+                    local = CatalogModel(
+                        name=wanted.name,
+                        tag=wanted.tag,
+                        digest=wanted.digest,
+                        size=wanted.size,
+                        metadata=wanted.metadata,
+                        capabilities=wanted.capabilities,
+                        notes=wanted.notes,
+                        source=wanted.source,
+                    )
+                elif local.digest != wanted.digest or local.source != wanted.source:
+                    conflicts.append(local.reference)
+                    continue
+                elif local.retired:
+                    continue
+                elif wanted.retired:
+                    if local.deployments:
+                        continue  # still deployed here: retired once an admin unassigns it
+                    local.retire()
+                elif not local.update(wanted.capabilities, wanted.notes):
+                    continue
+                try:
+                    self._store.store(local)
+                    changed += 1
+                except ConcurrencyConflict:
+                    continue  # changed meanwhile: the next sync looks again
+        return changed, conflicts
 
     def add_uploaded(
         self,
@@ -74,6 +155,7 @@ class CatalogService:
         context: CommandContext,
     ) -> tuple[CatalogModel, bool]:
         """Record an uploaded file as a model; (model, False) if that name already has it."""
+        self.check_writable()
         name, tag = check_name(name, tag)
         existing = self._find(CatalogModel.create_id(name, tag))
         if existing is not None:
@@ -105,6 +187,7 @@ class CatalogService:
         self, name: str, tag: str, capabilities: list[str], notes: str, context: CommandContext
     ) -> CatalogModel:
         """A model the workers pull themselves from an Ollama library (a local mirror)."""
+        self.check_writable()
         name, tag = check_name(name, tag)
         if self._find(CatalogModel.create_id(name, tag)) is not None:
             raise DuplicateModel(f"{name}:{tag} is already in the catalog")
@@ -138,6 +221,7 @@ class CatalogService:
         notes: str | None,
         context: CommandContext,
     ) -> CatalogModel:
+        self.check_writable()
         model = self.get(model_id)
         with recording(context, self._store.pool_id):
             if model.update(capabilities, notes):
@@ -145,6 +229,7 @@ class CatalogService:
         return model
 
     def retire(self, model_id: str, context: CommandContext) -> CatalogModel:
+        self.check_writable()
         model = self.get(model_id)
         with recording(context, self._store.pool_id):
             model.retire()

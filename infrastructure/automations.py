@@ -14,6 +14,7 @@ from application.workers import verdict
 from domain.context import CommandContext
 from domain.federation import Peer
 from infrastructure import operations
+from infrastructure.catalog_sync import fetch_blob, sync_catalog
 from infrastructure.deployer import DeployError
 from infrastructure.federation import FederationRefused, PeerUnreachable
 from infrastructure.replication import backing_off, pull
@@ -66,6 +67,7 @@ def register_actors(pool: Pool) -> None:
             else:
                 if pool.redis.delete(f"{PEER_FAILURES}{peer_id}"):
                     operations.peer_trouble(pool, peer_id, None)
+        sync_catalog(pool)  # a satellite follows what the master's log brought
 
     def notify_peers(message: dict[str, Any]) -> None:
         for peer_id in paired_peers(pool):
@@ -105,12 +107,11 @@ def register_actors(pool: Pool) -> None:
     background.register(
         "worker_status_changed", lambda message: operations.worker_status_changed(pool, message)
     )
-    background.register(
-        "announce_incident",
-        lambda message: pool.failsafe.announce(
-            message["aggregate_id"], message["event_id"], pool.public_url()
-        ),
-    )
+
+    def announce_incident(message: dict[str, Any]) -> None:
+        pool.failsafe.announce(message["aggregate_id"], message["event_id"], pool.public_url())
+
+    background.register("announce_incident", announce_incident)
     background.register("send_mail", lambda message: operations.send_mail(pool, message))
     background.register(
         "run_migration", lambda message: operations.run_migration(pool, message["aggregate_id"])
@@ -244,6 +245,9 @@ def deploy(pool: Pool, model_id: str, worker_id: str, cause: str) -> None:
     attempt = int(pool.redis.incr(f"{key}:attempts"))
     pool.redis.expire(f"{key}:attempts", 86400)
     try:
+        if model.source == "upload" and model.digest and not pool.blobs.has(model.digest):
+            # A satellite gets the file from the catalog master first (digest checked).
+            fetch_blob(pool, model.digest, model.size, model.reference, progress)
         pool.deployer.place(worker.url, model, progress)
     except DeployError as error:
         log.warning(

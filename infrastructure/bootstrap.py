@@ -20,7 +20,7 @@ import redis
 from application.admins import AdminService
 from application.automations import NotificationAutomation
 from application.balancer import BalancerAutomation
-from application.catalog import CatalogService, DeploymentAutomation
+from application.catalog import CatalogService, DeploymentAutomation, satellite_of
 from application.failsafe import FailsafeAutomation
 from application.federation import FederationService
 from application.incidents import IncidentService
@@ -311,7 +311,10 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         workers=WorkerService(store, OllamaHttpProbe()),
         health=HealthAutomation(store),
         telemetry=RedisTelemetry(redis_client),
-        catalog=CatalogService(store),
+        catalog=CatalogService(
+            store,
+            lambda: satellite_of(settings.str_value("cluster.catalog_master_pool"), store.pool_id),
+        ),
         deployments=DeploymentAutomation(store),
         blobs=blobs,
         deployer=deployer,

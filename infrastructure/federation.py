@@ -8,10 +8,12 @@ so one Ed25519 verification covers the whole batch.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import secrets
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -260,7 +262,21 @@ class PeerClient:
                 verify=tls_context(),
             )
         except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
-            raise FederationRefused(f"cannot reach {url}: {error}") from None
+            raise PeerUnreachable(f"cannot reach {url}: {error}") from None
+
+    @contextlib.contextmanager
+    def stream(
+        self, url: str, destination: str, method: str, path: str, timeout: float = 60
+    ) -> Iterator[httpx.Response]:
+        """A signed request whose answer is read as it arrives (model files)."""
+        headers = signed_headers(self._signer, destination, method, path, b"")
+        try:
+            with httpx.stream(
+                method, f"{url}{path}", headers=headers, timeout=timeout, verify=tls_context()
+            ) as answer:
+                yield answer
+        except (httpx.HTTPError, httpx.InvalidURL, ValueError) as error:
+            raise PeerUnreachable(f"cannot reach {url}: {error}") from None
 
 
 # --- batches ------------------------------------------------------------------------------

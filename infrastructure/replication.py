@@ -181,6 +181,7 @@ def apply_batch(
                 for event, hashed in zip(events, hashes, strict=True):
                     copy.write_row((origin, event["seq"], json.dumps(event), hashed))
             fold_cluster_workers(conn, origin, events)
+            fold_cluster_catalog(conn, origin, events)
             conn.execute(
                 "INSERT INTO peer_batches (origin, last_seq, header, signature) "
                 "VALUES (%s, %s, %s, %s)",
@@ -289,6 +290,47 @@ def fold_cluster_workers(conn: Any, origin: str, events: list[dict[str, Any]]) -
                 if worker_id in ids
             ],
         )
+
+
+def fold_cluster_catalog(conn: Any, origin: str, events: list[dict[str, Any]]) -> None:
+    """Each peer's catalog (definitions only: its deployments are its own business)."""
+    for event in events:
+        kind = str(event.get("type", ""))
+        if kind not in ("CatalogModel.Added", "CatalogModel.Updated", "CatalogModel.Retired"):
+            continue
+        model_id, p, seq = str(event.get("aggregate_id")), event.get("payload") or {}, event["seq"]
+        if kind == "CatalogModel.Added":
+            conn.execute(
+                """INSERT INTO cluster_catalog_view (pool_id, model_id, name, tag, digest, size,
+                     metadata, capabilities, notes, source, seq)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)
+                   ON CONFLICT (pool_id, model_id) DO NOTHING""",
+                (
+                    origin,
+                    model_id,
+                    p.get("name", ""),
+                    p.get("tag", ""),
+                    p.get("digest"),
+                    int(p.get("size") or 0),
+                    Jsonb(p.get("metadata") or {}),
+                    Jsonb(p.get("capabilities") or []),
+                    p.get("notes", ""),
+                    p.get("source", "upload"),
+                    seq,
+                ),
+            )
+        elif kind == "CatalogModel.Updated":
+            conn.execute(
+                """UPDATE cluster_catalog_view SET capabilities = %s, notes = %s, seq = %s,
+                     updated_at = now() WHERE pool_id = %s AND model_id = %s""",
+                (Jsonb(p.get("capabilities") or []), p.get("notes", ""), seq, origin, model_id),
+            )
+        else:
+            conn.execute(
+                """UPDATE cluster_catalog_view SET retired = true, seq = %s, updated_at = now()
+                   WHERE pool_id = %s AND model_id = %s""",
+                (seq, origin, model_id),
+            )
 
 
 def backing_off(pool: Pool, origin: str) -> bool:

@@ -65,6 +65,22 @@ FEDERATION_SCHEMA = (
         removed boolean NOT NULL DEFAULT false,
         updated_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (pool_id, worker_id))""",
+    # Each peer's catalog as its log tells it; satellites follow the master's rows.
+    """CREATE TABLE IF NOT EXISTS cluster_catalog_view (
+        pool_id text NOT NULL,
+        model_id text NOT NULL,
+        name text NOT NULL,
+        tag text NOT NULL,
+        digest text,
+        size bigint NOT NULL,
+        metadata jsonb NOT NULL,
+        capabilities jsonb NOT NULL,
+        notes text NOT NULL,
+        source text NOT NULL,
+        retired boolean NOT NULL DEFAULT false,
+        seq bigint NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (pool_id, model_id))""",
 )
 
 

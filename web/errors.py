@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from application.admins import EmailTaken, InvalidCredentials, LoginThrottled, NotAuthenticated
 from application.catalog import (
+    CatalogReadOnly,
     DuplicateModel,
     InvalidUpload,
     NoWorkerAvailable,
@@ -76,6 +77,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     InvalidMailSettings: 422,
     MailStateError: 409,
     SmtpNotConfigured: 409,
+    CatalogReadOnly: 409,
 }
 
 

@@ -334,8 +334,26 @@ class ModelPublic(BaseModel):
     deployments: list[DeploymentPublic]
 
 
+class CatalogSyncPublic(BaseModel):
+    """This pool's catalog role; on a satellite, how far it follows the master."""
+
+    role: str = Field(description="standalone, master or satellite (read-only catalog)")
+    master_pool_id: str | None
+    master_name: str | None = None
+    paired: bool | None = None
+    applied_seq: int | None = Field(default=None, description="master log events applied here")
+    master_head_seq: int | None = None
+    lag_events: int | None = None
+    last_seen_at: datetime | None = None
+    master_models: int | None = Field(default=None, description="models in the master catalog")
+    conflicts: list[str] = Field(
+        default_factory=list, description="local models whose name the master uses otherwise"
+    )
+
+
 class ModelsPublic(BaseModel):
     items: list[ModelPublic]
+    catalog: CatalogSyncPublic
 
 
 class ModelAddedPublic(BaseModel):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -16,6 +17,8 @@ from infrastructure.federation import b64, request_claim
 from tests.e2e.admin_client import AdminClient
 from tests.e2e.conftest import PoolProcess, shut_down
 from tests.e2e.sim import SimProcess
+from tests.e2e.test_models_api import upload
+from tests.gguf_files import write_gguf
 from tests.waiting import eventually
 
 Pools = tuple[tuple[PoolProcess, AdminClient], tuple[PoolProcess, AdminClient]]
@@ -173,6 +176,83 @@ def test_a_stopped_pool_catches_up_with_nothing_lost_or_doubled(two_pools: Pools
         assert seqs == list(range(1, len(seqs) + 1))  # contiguous: nothing lost or doubled
     finally:
         sim.stop()
+
+
+def test_a_satellite_follows_the_master_catalog_and_fetches_its_files(
+    two_pools: Pools, tmp_path: Path
+) -> None:
+    (a, alice), (b, bob) = two_pools
+    a_id = alice.get("/api/federation").json()["pool_id"]
+    for admin in (alice, bob):
+        set_master = admin.put(
+            "/api/settings/cluster.catalog_master_pool", {"value": a_id, "reason": "A leads"}
+        )
+        assert set_master.status_code == 200
+    assert alice.get("/api/models").json()["catalog"]["role"] == "master"
+
+    gguf = write_gguf(tmp_path / "shared.gguf", elements=200_000)
+    added = upload(alice, gguf, "shared-model")
+    assert added.status_code == 201, added.text
+    model = added.json()["model"]
+
+    # B shows the master's model (read-only there) and how far it follows the master.
+    eventually(
+        lambda: [m for m in bob.get("/api/models").json()["items"] if m["id"] == model["id"]],
+        timeout=30,
+    )
+    state = eventually(
+        lambda: (c := bob.get("/api/models").json()["catalog"])["lag_events"] == 0 and c
+    )
+    assert state["role"] == "satellite" and state["master_pool_id"] == a_id
+    assert state["paired"] is True and state["master_models"] >= 1 and state["conflicts"] == []
+    for refused in (
+        bob.post("/api/models/library", {"name": "phi3", "tag": "mini", "reason": "r"}),
+        bob.post("/api/models/uploads", {"filename": "x.gguf", "size": 10}),
+        bob.send("PATCH", f"/api/models/{model['id']}", {"notes": "mine", "reason": "r"}),
+    ):
+        assert refused.status_code == 409 and refused.json()["code"] == "catalog_read_only"
+
+    # An edit on the master reaches the satellite.
+    edited = alice.send(
+        "PATCH", f"/api/models/{model['id']}", {"notes": "approved by legal", "reason": "r"}
+    )
+    assert edited.status_code == 200, edited.text
+    eventually(
+        lambda: bob.get(f"/api/models/{model['id']}").json()["notes"] == "approved by legal",
+        timeout=30,
+    )
+
+    # B deploys it on its own worker: the file comes from A over a signed request, and is
+    # kept only because its sha256 is the one the catalog names.
+    digest = model["digest"]
+    assert httpx.get(f"{a.url}/federation/v1/blobs/{digest}").status_code == 401
+    blob = b.data_dir / "blobs" / "sha256" / digest.removeprefix("sha256:")
+    assert not blob.exists()
+    sim = SimProcess().start()
+    try:
+        worker = bob.post("/api/workers", {"url": sim.urls[0], "name": "gpu-b", "reason": "r"})
+        assert worker.status_code == 201, worker.text
+        assigned = bob.post(
+            f"/api/models/{model['id']}/assignments",
+            {"worker_ids": [worker.json()["id"]], "reason": "serve it here too"},
+        )
+        assert assigned.status_code == 200, assigned.text
+        eventually(
+            lambda: [
+                d
+                for d in bob.get(f"/api/models/{model['id']}").json()["deployments"]
+                if d["state"] == "deployed"
+            ],
+            timeout=60,
+        )
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == digest.removeprefix("sha256:")
+        assert "shared-model:latest" in [
+            m["name"] for m in httpx.get(f"{sim.urls[0]}/api/tags").json()["models"]
+        ]
+    finally:
+        sim.stop()
+        for admin in (alice, bob):
+            admin.put("/api/settings/cluster.catalog_master_pool", {"value": "", "reason": "r"})
 
 
 def test_audit_verify_and_replay(two_pools: Pools) -> None:

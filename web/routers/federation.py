@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import FileResponse, JSONResponse
 
 from application.federation import PeerIdentity
 from domain.context import CommandContext
+from domain.errors import NotFound
 from domain.federation import PairingRefused
 from infrastructure.federation import (
     FederationRefused,
@@ -334,3 +335,27 @@ async def notify(*, request: Request, web: Web) -> Any:
         return refused(str(error))
     web.pool.background.enqueue("pull_peers", {"peers": [fields["origin"]]})
     return {"status": "pulling"}
+
+
+@protocol.get("/blobs/{digest}", operation_id="federation_blob")
+async def blob(*, digest: str, request: Request, web: Web) -> Any:
+    """A model file of our catalog, for a paired satellite deploying it (it checks the digest)."""
+    try:
+        await _verified(request, web)
+    except FederationRefused as error:
+        return refused(str(error))
+
+    def published() -> bool:
+        with web.pool.database.connection() as conn:
+            row = conn.execute(
+                "SELECT 1 FROM models_view WHERE digest = %s AND NOT retired LIMIT 1", (digest,)
+            ).fetchone()
+        return row is not None and web.pool.blobs.has(digest)
+
+    try:
+        found = await asyncio.to_thread(published)
+    except NotFound:  # not a sha256 digest at all
+        found = False
+    if not found:
+        return refused(f"no model file {digest} in this pool's catalog", 404)
+    return FileResponse(web.pool.blobs.path(digest), media_type="application/octet-stream")

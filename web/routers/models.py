@@ -9,6 +9,7 @@ from fastapi import APIRouter, Header, Request, Response, status
 
 from domain.catalog import check_capabilities, check_name
 from infrastructure.automations import deploy_progress
+from infrastructure.catalog_sync import sync_state
 from projections.audit import query_audit
 from projections.catalog import list_deployments, list_models
 from web.deps import CurrentAdmin, Web
@@ -16,6 +17,7 @@ from web.routers.workers import all_workers
 from web.schemas import (
     AssignmentCreate,
     AuditEntryPublic,
+    CatalogSyncPublic,
     DeploymentPublic,
     DistributionPublic,
     ModelAddedPublic,
@@ -104,6 +106,7 @@ def _one(web: Web, model_id: str) -> ModelPublic:
 )
 def start_upload(*, body: UploadCreate, current: CurrentAdmin, web: Web) -> UploadPublic:
     """Begin a resumable upload of a GGUF file; send its bytes with PATCH."""
+    web.pool.catalog.check_writable()
     upload = web.pool.blobs.start(body.filename, body.size, body.sha256)
     return UploadPublic(id=upload.id, filename=upload.filename, size=upload.size, offset=0)
 
@@ -209,7 +212,7 @@ def add_library(*, body: ModelFromLibrary, current: CurrentAdmin, web: Web) -> M
 @router.get("", operation_id="list_models", response_model=ModelsPublic)
 def list_all(*, current: CurrentAdmin, web: Web) -> ModelsPublic:
     """The catalog, with where each model is assigned and deployed."""
-    return ModelsPublic(items=_models(web))
+    return ModelsPublic(items=_models(web), catalog=CatalogSyncPublic(**sync_state(web.pool)))
 
 
 @router.get("/{model_id}", operation_id="get_model", response_model=ModelDetailPublic)

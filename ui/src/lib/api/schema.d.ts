@@ -1312,6 +1312,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/federation/v1/blobs/{digest}": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Blob
+         * @description A model file of our catalog, for a paired satellite deploying it (it checks the digest).
+         */
+        get: operations["federation_blob"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/federation/v1/introduce": {
         parameters: {
             query?: never;
@@ -1669,6 +1689,44 @@ export interface components {
             failover_mode: string;
             /** Items */
             items: components["schemas"]["AutomationPublic"][];
+        };
+        /**
+         * CatalogSyncPublic
+         * @description This pool's catalog role; on a satellite, how far it follows the master.
+         */
+        CatalogSyncPublic: {
+            /**
+             * Applied Seq
+             * @description master log events applied here
+             */
+            applied_seq?: number | null;
+            /**
+             * Conflicts
+             * @description local models whose name the master uses otherwise
+             */
+            conflicts?: string[];
+            /** Lag Events */
+            lag_events?: number | null;
+            /** Last Seen At */
+            last_seen_at?: string | null;
+            /** Master Head Seq */
+            master_head_seq?: number | null;
+            /**
+             * Master Models
+             * @description models in the master catalog
+             */
+            master_models?: number | null;
+            /** Master Name */
+            master_name?: string | null;
+            /** Master Pool Id */
+            master_pool_id: string | null;
+            /** Paired */
+            paired?: boolean | null;
+            /**
+             * Role
+             * @description standalone, master or satellite (read-only catalog)
+             */
+            role: string;
         };
         /** ClusterWorkerPublic */
         ClusterWorkerPublic: {
@@ -2340,6 +2398,7 @@ export interface components {
         };
         /** ModelsPublic */
         ModelsPublic: {
+            catalog: components["schemas"]["CatalogSyncPublic"];
             /** Items */
             items: components["schemas"]["ModelPublic"][];
         };
@@ -8576,6 +8635,37 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ErrorPublic"];
+                };
+            };
+        };
+    };
+    federation_blob: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                digest: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Successful Response */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": unknown;
+                };
+            };
+            /** @description Validation Error */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["HTTPValidationError"];
                 };
             };
         };
