@@ -102,11 +102,13 @@ class PoolSigner:
             "old_valid_until": old_valid_until,
         }
         message = canonical("archipel/rotation/v1", announcement)
-        return {
+        signed = {
             "announcement": announcement,
             "signature_old": b64(old.sign(message).signature),
             "signature_new": b64(new.sign(message).signature),
         }
+        self._keys.keep_rotation(signed)
+        return signed
 
     def key_document(self, url: str, name: str) -> dict[str, Any]:
         document = {
@@ -117,6 +119,9 @@ class PoolSigner:
                 {"key_id": self.key_id, "public_key": self.public_key(), "valid_until": None},
                 *self._keys.old_keys(),
             ],
+            # Each announcement is signed by the old and the new key: a peer that missed one
+            # follows them from the key it pinned to the current one.
+            "rotations": self._keys.rotations(),
             "issued_at": datetime.now(UTC).isoformat(),
         }
         return {"document": document, "signature": self.sign("archipel/key/v1", document)}
@@ -149,6 +154,34 @@ def check_rotation(signed: dict[str, Any], origin: str, pinned_key: str) -> tupl
         str(signed.get("signature_new")),
     )
     return str(announcement["new_key_id"]), str(announcement["new_public_key"])
+
+
+def follow_rotations(
+    document: dict[str, Any], origin: str, pinned_id: str, pinned_key: str
+) -> tuple[str, str] | None:
+    """From the key we pinned to the document's current key through its signed rotations.
+
+    Returns the current (key id, public key) if every step checks out, else None."""
+    if document.get("pool_id") != origin:
+        return None
+    target_id, _ = current_key(document)
+    steps = {
+        str(r.get("announcement", {}).get("old_key_id")): r
+        for r in document.get("rotations") or []
+        if isinstance(r, dict)
+    }
+    key_id, key = pinned_id, pinned_key
+    for _ in range(len(steps)):
+        if key_id == target_id:
+            break
+        step = steps.get(key_id)
+        if step is None:
+            return None
+        try:
+            key_id, key = check_rotation(step, origin, key)
+        except FederationRefused:
+            return None
+    return (key_id, key) if key_id == target_id else None
 
 
 def current_key(document: dict[str, Any]) -> tuple[str, str]:

@@ -50,6 +50,18 @@ class FileIdentityKeys:
     def current_key_id(self) -> str:
         return f"ed25519:{self._ring()['current']}"
 
+    def rotations(self) -> list[dict[str, Any]]:
+        """Every rotation announcement, signed by the old and the new key, oldest first."""
+        return list(self._ring().get("rotations", []))
+
+    def keep_rotation(self, signed: dict[str, Any]) -> None:
+        """Keep an announcement so a peer that missed it can still follow the rotation."""
+        ring = self._ring()
+        ring.setdefault("rotations", []).append(signed)
+        ring_path = self._path.with_name(KEYRING_FILE)
+        ring_path.write_text(json.dumps(ring))
+        ring_path.chmod(0o600)
+
     def old_keys(self) -> list[dict[str, Any]]:
         """Earlier keys: {key_id, public_key, valid_until} (peers may still verify with them)."""
         return list(self._ring()["old"])

@@ -30,6 +30,7 @@ from infrastructure.federation import (
     check_batch,
     check_key_document,
     current_key,
+    follow_rotations,
     sign_batch,
 )
 from projections.federation import log_hash_at, log_head, log_rows
@@ -125,6 +126,10 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
             body = answer.json()
         except ValueError:
             body = None
+        header = body.get("header") if isinstance(body, dict) else None
+        signed_with = header.get("key_id") if isinstance(header, dict) else None
+        if signed_with and signed_with != peer.key_id and caught_up_rotation(pool, peer):
+            peer = pool.federation.get(peer_pool_id)  # repinned: check with the new key
         try:
             batch = check_batch(body, peer_pool_id, pool.pool_id, peer.public_key, after, known)
             refused = [e.get("type") for e in batch.events if not may_send(str(e.get("type")))]
@@ -146,6 +151,22 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
         )
         if count < BATCH_LIMIT:
             return applied
+
+
+def caught_up_rotation(pool: Pool, peer: Any) -> bool:
+    """The peer signs with a key we did not pin: it rotated while we did not hear. Follow its
+    signed rotations from the key we pinned; repin if they lead to its current key."""
+    try:
+        document = check_key_document(pool.peer_client.key_document(peer.url))
+    except FederationRefused as error:
+        log.warning("key document of %s: %s", peer.peer_pool_id, error)
+        return False
+    found = follow_rotations(document, peer.peer_pool_id, peer.key_id, peer.public_key)
+    if found is None or found[0] == peer.key_id:
+        return False
+    pool.federation.repin(peer.peer_pool_id, *found)
+    log.info("followed the key rotation of %s to %s", peer.peer_pool_id, found[0])
+    return True
 
 
 def apply_batch(

@@ -71,3 +71,30 @@ def test_drop_a_gguf_assign_it_and_see_it_deployed(
         page.screenshot(path=str(artifacts / "distribution.png"), full_page=True)
     finally:
         sim.stop()
+
+
+def test_a_satellite_catalog_is_read_only_with_its_sync_state(
+    browser: Browser, fresh_pool: PoolProcess, artifacts: Path
+) -> None:
+    admin = AdminClient(fresh_pool.url)
+    admin.onboard()
+    page = logged_in_page(browser, fresh_pool)
+    page.locator('nav a[data-section="models"]').click()
+    dropzone = page.locator(".dropzone")
+    expect(dropzone).to_be_visible()
+
+    # Following a master this pool is not paired with: the banner says so, no adding here.
+    flag = "/api/settings/cluster.catalog_master_pool"
+    assert admin.put(flag, {"value": "pool-elsewhere", "reason": "test"}).is_success
+    banner = page.get_by_role("region", name="Sync")
+    expect(banner).to_contain_text("follows the catalog master pool-elsewhere")
+    expect(banner).to_contain_text("not synced yet")
+    expect(banner.get_by_role("alert")).to_contain_text("not paired with this pool")
+    expect(dropzone).to_have_count(0)
+    expect(page.get_by_text("its models come from the catalog master")).to_be_visible()
+    page.screenshot(path=str(artifacts / "models-satellite.png"), full_page=True)
+
+    # Back to standalone: the upload area is back, the banner gone.
+    assert admin.put(flag, {"value": "", "reason": "test"}).is_success
+    expect(dropzone).to_be_visible()
+    expect(banner).to_have_count(0)

@@ -305,3 +305,33 @@ def test_key_rotation_is_announced_and_replication_goes_on(two_pools: Pools) -> 
         )
     finally:
         sim.stop()
+
+
+def test_a_pool_down_during_two_rotations_follows_them_when_back(two_pools: Pools) -> None:
+    (a, alice), (b, bob) = two_pools
+    a_id = alice.get("/api/federation").json()["pool_id"]
+    assert b.stop() == 0  # B misses both announcements
+    for _ in range(2):
+        assert alice.post("/api/federation/key/rotate", {"reason": "r"}).status_code == 200
+    document = httpx.get(f"{a.url}/federation/v1/key").json()["document"]
+    assert [r["announcement"]["new_key_id"] for r in document["rotations"]] == [
+        "ed25519:2",
+        "ed25519:3",
+        "ed25519:4",
+    ]
+    alice.put("/api/settings/cluster.balancer_interval_seconds", {"value": 120, "reason": "r"})
+    b.start()
+    bob.login("alice@example.org")
+    # B's first pull meets a batch signed with a key it never pinned: it walks A's signed
+    # rotations from ed25519:2 to ed25519:4, repins, and applies the batch.
+    peer = eventually(
+        lambda: [
+            p
+            for p in bob.get("/api/federation").json()["peers"]
+            if p["pool_id"] == a_id and p["key_id"] == "ed25519:4" and p["lag_events"] == 0
+        ],
+        timeout=40,
+    )[0]
+    assert peer["status"] == "paired"
+    history = bob.get("/api/audit", params={"actor": f"peer:{a_id}"}).json()["items"]
+    assert any(e["event_type"] == "KeyRepinned" and "ed25519:4" in e["reason"] for e in history)

@@ -9,6 +9,7 @@ export type Overview = Schemas['OverviewPublic'];
 export type OnboardingState = Schemas['OnboardingPublic'];
 export type Admin = Schemas['AdminPublic'];
 export type Model = Schemas['ModelPublic'];
+export type CatalogSync = Schemas['CatalogSyncPublic'];
 export type Incident = Schemas['IncidentPublic'];
 export type Migration = Schemas['MigrationPublic'];
 export type MigrationOrder = Schemas['MigrationCreate'];
