@@ -7,8 +7,8 @@ from typing import Any
 
 from application.ports import AggregateStore
 from domain.context import CommandContext, Scope, recording
-from domain.errors import ConcurrencyConflict, MissingReason, NotFound
-from domain.flags import REGISTRY, FlagSpec, FlagValue, flag_spec
+from domain.errors import ConcurrencyConflict, InvalidFlagValue, MissingReason, NotFound
+from domain.flags import REGISTRY, FlagSpec, FlagValue, flag_spec, from_event_value
 from domain.settings import ClusterSettings, FlagSet, PoolSettings
 
 CONFLICT_RETRIES = 5
@@ -88,6 +88,29 @@ class SettingsService:
                     if attempt == CONFLICT_RETRIES - 1:
                         raise
         return FlagState(spec, value)
+
+    def adopt(self, key: str, stored: Any, stamp: tuple[str, str], context: CommandContext) -> bool:
+        """A cluster flag changed on a paired pool: take it when newer (last writer wins on
+        (changed_at, pool)); False when unknown here, invalid, older or the same."""
+        spec = self._registry.get(key)
+        if spec is None or spec.scope is not Scope.REPLICATED:
+            return False
+        try:
+            value = spec.validate(from_event_value(spec, stored))
+        except (InvalidFlagValue, ArithmeticError, ValueError, TypeError):
+            return False
+        for attempt in range(CONFLICT_RETRIES):
+            with recording(context, self._store.pool_id):
+                flags = self._load(spec.scope) or self._new_set(spec.scope)
+                if not flags.adopt_flag(spec, value, stamp):
+                    return False
+                try:
+                    self._store.store(flags)
+                    return True
+                except ConcurrencyConflict:
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise
+        return False
 
     def _new_set(self, scope: Scope) -> FlagSet:
         kind = PoolSettings if scope is Scope.LOCAL else ClusterSettings

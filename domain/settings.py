@@ -7,6 +7,7 @@ default, so declaring a new flag needs no migration.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from eventsourcing.domain import event
@@ -26,6 +27,9 @@ class FlagSet(PoolAggregate):
     def _start(self, pool_id: str) -> None:
         self.pool_id = pool_id
         self.values: dict[str, Any] = {}
+        # key -> [changed_at, pool where the change was made]: cluster flags merge across
+        # pools by last writer wins on this stamp.
+        self.stamps: dict[str, list[str]] = {}
 
     def value_of(self, spec: FlagSpec) -> FlagValue:
         if spec.key in self.values:
@@ -40,13 +44,47 @@ class FlagSet(PoolAggregate):
         if old == value:
             return False
         self._flag_changed(
-            key=spec.key, old_value=to_event_value(spec, old), new_value=to_event_value(spec, value)
+            key=spec.key,
+            old_value=to_event_value(spec, old),
+            new_value=to_event_value(spec, value),
+            changed_at=datetime.now(UTC).isoformat(),
+            changed_in=self.pool_id,
         )
         return True
 
+    def adopt_flag(self, spec: FlagSpec, value: FlagValue, stamp: tuple[str, str]) -> bool:
+        """A paired pool's change of a cluster flag: taken if it is newer than what we have."""
+        if spec.scope is not self.scope or stamp <= self.stamp_of(spec.key):
+            return False
+        old = self.value_of(spec)
+        if old == value:
+            return False
+        self._flag_changed(
+            key=spec.key,
+            old_value=to_event_value(spec, old),
+            new_value=to_event_value(spec, value),
+            changed_at=stamp[0],
+            changed_in=stamp[1],
+        )
+        return True
+
+    def stamp_of(self, key: str) -> tuple[str, str]:
+        stamp = getattr(self, "stamps", {}).get(key)
+        return (stamp[0], stamp[1]) if stamp else ("", "")
+
     @event("FlagChanged")
-    def _flag_changed(self, key: str, old_value: Any, new_value: Any) -> None:
+    def _flag_changed(
+        self,
+        key: str,
+        old_value: Any,
+        new_value: Any,
+        changed_at: str | None = None,
+        changed_in: str | None = None,
+    ) -> None:
         self.values[key] = new_value
+        if not hasattr(self, "stamps"):
+            self.stamps = {}  # state from before stamps existed (snapshots, old events)
+        self.stamps[key] = [changed_at or "", changed_in or self.pool_id]
 
 
 class PoolSettings(FlagSet):

@@ -143,6 +143,8 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
         count = apply_batch(
             pool, peer_pool_id, batch.header, batch.events, batch.signature, batch.hashes
         )
+        if count:
+            adopt_cluster_flags(pool, peer_pool_id, batch.events)
         pool.redis.delete(f"{BACKOFF}{peer_pool_id}:next")
         applied += count
         pool.redis.publish(
@@ -151,6 +153,31 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
         )
         if count < BATCH_LIMIT:
             return applied
+
+
+def adopt_cluster_flags(pool: Pool, origin: str, events: list[dict[str, Any]]) -> int:
+    """Cluster flags changed on the peer (or adopted there from another pool) apply here when
+    newer: last writer wins on (changed_at, pool where it was changed), so all pools converge
+    and an adopted change, logged again here, is not taken back by the pool it came from."""
+    adopted = 0
+    for event in events:
+        meta, payload = event.get("meta") or {}, event.get("payload") or {}
+        if event.get("type") != "FlagSet.FlagChanged" or meta.get("scope") != "replicated":
+            continue
+        stamp = (
+            str(payload.get("changed_at") or meta.get("occurred_at") or ""),
+            str(payload.get("changed_in") or meta.get("origin_pool") or origin),
+        )
+        context = CommandContext(
+            actor=f"peer:{origin}",
+            reason=f"cluster flag changed on {stamp[1]}: {meta.get('reason') or 'no reason'}"[
+                :2000
+            ],
+        )
+        adopted += pool.settings.adopt(
+            str(payload.get("key")), payload.get("new_value"), stamp, context
+        )
+    return adopted
 
 
 def caught_up_rotation(pool: Pool, peer: Any) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -253,6 +254,27 @@ def test_a_satellite_follows_the_master_catalog_and_fetches_its_files(
         sim.stop()
         for admin in (alice, bob):
             admin.put("/api/settings/cluster.catalog_master_pool", {"value": "", "reason": "r"})
+
+
+def test_cluster_flags_converge_and_pool_flags_stay_home(two_pools: Pools) -> None:
+    (_, alice), (_, bob) = two_pools
+    a_id = alice.get("/api/federation").json()["pool_id"]
+    key = "/api/settings/cluster.balancer_interval_seconds"
+    assert alice.put(key, {"value": 90, "reason": "A's choice"}).status_code == 200
+    adopted = eventually(lambda: (s := bob.get(key).json())["value"] == 90 and s, timeout=30)
+    assert adopted["last_change"]["actor"] == f"peer:{a_id}"
+    assert "A's choice" in adopted["last_change"]["reason"]
+    # Two admins change it on both sides: the later change wins everywhere, and stays.
+    alice.put(key, {"value": 100, "reason": "first"})
+    bob.put(key, {"value": 75, "reason": "second"})
+    for admin in (alice, bob):
+        eventually(lambda admin=admin: admin.get(key).json()["value"] == 75, timeout=30)
+    time.sleep(4)  # a replication round later, nothing flips back
+    assert alice.get(key).json()["value"] == bob.get(key).json()["value"] == 75
+    # A pool-local flag is sovereign: it never travels.
+    alice.put("/api/settings/pool.maintenance_banner", {"value": "A only", "reason": "r"})
+    time.sleep(4)
+    assert bob.get("/api/settings/pool.maintenance_banner").json()["value"] == ""
 
 
 def test_audit_verify_and_replay(two_pools: Pools) -> None:
