@@ -1,4 +1,5 @@
-"""Three pools: A pairs with B while B is paired with C; auto-pairing closes the mesh (A-C)."""
+"""Three pools: A pairs with B while B is paired with C; auto-pairing closes the mesh (A-C);
+the catalog master's models reach both satellites."""
 
 from __future__ import annotations
 
@@ -65,6 +66,24 @@ def test_auto_pairing_closes_the_mesh() -> None:
             )
 
         eventually(introduced_pairing, timeout=20)
+
+        # A becomes the catalog master (one change: a cluster flag reaches B and C), and a
+        # model added on A appears on both satellites, read-only there.
+        admins["a"].put(
+            "/api/settings/cluster.catalog_master_pool", {"value": ids["a"], "reason": "A leads"}
+        )
+        added = admins["a"].post(
+            "/api/models/library", {"name": "phi3", "tag": "mini", "reason": "for everyone"}
+        )
+        assert added.status_code == 201, added.text
+        for name in ("b", "c"):
+            listed = eventually(
+                lambda name=name: (m := admins[name].get("/api/models").json())["items"] and m,
+                timeout=45,
+            )
+            assert [i["reference"] for i in listed["items"]] == ["phi3:mini"]
+            assert listed["catalog"]["role"] == "satellite"
+            assert listed["catalog"]["master_pool_id"] == ids["a"]
     finally:
         for pool in pools.values():
             shut_down(pool)
