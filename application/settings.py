@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,9 +26,19 @@ class FlagState:
 
 
 class SettingsService:
-    def __init__(self, store: AggregateStore, registry: dict[str, FlagSpec] | None = None) -> None:
+    def __init__(
+        self,
+        store: AggregateStore,
+        registry: dict[str, FlagSpec] | None = None,
+        cache_seconds: float = 0.0,
+    ) -> None:
+        """`cache_seconds`: how stale a read may be when another process changed a flag (this
+        process's own changes are seen at once). Hot paths read flags on every request."""
         self._store = store
         self._registry = REGISTRY if registry is None else registry
+        self._cache_seconds = cache_seconds
+        self._cached: dict[Scope, tuple[float, FlagSet | None]] = {}
+        self._generation = 0  # bumped by every write: a read begun before it is not cached
 
     def current(self) -> list[FlagState]:
         """Every flag with its value, in registry order."""
@@ -78,7 +89,7 @@ class SettingsService:
         # writer (another flag changed at the same moment), reload and apply it again.
         for attempt in range(CONFLICT_RETRIES):
             with recording(context, self._store.pool_id):
-                flags = self._load(spec.scope) or self._new_set(spec.scope)
+                flags = self._load(spec.scope, fresh=True) or self._new_set(spec.scope)
                 if not flags.change_flag(spec, value):
                     break
                 try:
@@ -101,7 +112,7 @@ class SettingsService:
             return False
         for attempt in range(CONFLICT_RETRIES):
             with recording(context, self._store.pool_id):
-                flags = self._load(spec.scope) or self._new_set(spec.scope)
+                flags = self._load(spec.scope, fresh=True) or self._new_set(spec.scope)
                 if not flags.adopt_flag(spec, value, stamp):
                     return False
                 try:
@@ -116,12 +127,27 @@ class SettingsService:
         kind = PoolSettings if scope is Scope.LOCAL else ClusterSettings
         return kind(pool_id=self._store.pool_id)
 
-    def _load(self, scope: Scope) -> FlagSet | None:
+    def _load(self, scope: Scope, fresh: bool = False) -> FlagSet | None:
+        """The flag set; a write loads it `fresh` (and the next read reloads it)."""
+        if fresh:
+            self._forget(scope)
+        elif self._cache_seconds:
+            cached = self._cached.get(scope)
+            if cached is not None and time.monotonic() - cached[0] < self._cache_seconds:
+                return cached[1]
+        generation = self._generation
         kind: type[FlagSet] = PoolSettings if scope is Scope.LOCAL else ClusterSettings
         try:
-            return self._store.load(kind.create_id(self._store.pool_id), kind)
+            flags: FlagSet | None = self._store.load(kind.create_id(self._store.pool_id), kind)
         except NotFound:
-            return None
+            flags = None
+        if self._cache_seconds and not fresh and generation == self._generation:
+            self._cached[scope] = (time.monotonic(), flags)
+        return flags
+
+    def _forget(self, scope: Scope) -> None:
+        self._generation += 1
+        self._cached.pop(scope, None)
 
     @staticmethod
     def _value(flags: FlagSet | None, spec: FlagSpec) -> FlagValue:

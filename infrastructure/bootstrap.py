@@ -262,7 +262,9 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
 
     master_key = load_or_create_master_key(config.data_dir)
     personal_data = PersonalDataService(store, PostgresPersonalDataVault(database, master_key))
-    settings = SettingsService(store)
+    # Flags are read on every request (session timeouts, ...): a second of staleness for
+    # changes made by another process saves two queries per request.
+    settings = SettingsService(store, cache_seconds=1.0)
     sessions = PostgresSessionStore(database, redis_client)
     admins = AdminService(
         store,

@@ -45,22 +45,28 @@ class PostgresSessionStore:
         return session_id
 
     def find(self, session_id: str, idle_seconds: int, absolute_seconds: int) -> str | None:
+        # A read on most requests; a write (and its WAL flush) only when a touch is due.
+        params = {
+            "hash": session_hash(session_id),
+            "idle": idle_seconds,
+            "absolute": absolute_seconds,
+            "touch": TOUCH_EVERY_SECONDS,
+        }
         with self._db.connection() as conn:
             row = conn.execute(
-                """UPDATE admin_sessions SET last_seen_at = CASE
-                       WHEN last_seen_at < now() - make_interval(secs => %(touch)s) THEN now()
-                       ELSE last_seen_at END
+                """SELECT admin_id,
+                          last_seen_at < now() - make_interval(secs => %(touch)s) AS stale
+                   FROM admin_sessions
                    WHERE id_hash = %(hash)s
                      AND last_seen_at > now() - make_interval(secs => %(idle)s)
-                     AND created_at > now() - make_interval(secs => %(absolute)s)
-                   RETURNING admin_id""",
-                {
-                    "hash": session_hash(session_id),
-                    "idle": idle_seconds,
-                    "absolute": absolute_seconds,
-                    "touch": TOUCH_EVERY_SECONDS,
-                },
+                     AND created_at > now() - make_interval(secs => %(absolute)s)""",
+                params,
             ).fetchone()
+            if row is not None and row["stale"]:
+                conn.execute(
+                    "UPDATE admin_sessions SET last_seen_at = now() WHERE id_hash = %(hash)s",
+                    params,
+                )
         return str(row["admin_id"]) if row else None
 
     def close(self, session_id: str) -> None:

@@ -26,6 +26,7 @@ from eventsourcing.persistence import Notification
 from domain.personal import Sealed
 
 log = logging.getLogger(__name__)
+IDLE_STEP_SECONDS = 1.0
 
 POSITIONS_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS projection_positions (
@@ -103,7 +104,7 @@ class EventSource(Protocol):
 
     def head(self) -> int: ...
 
-    def wait_for_new(self, timeout: float) -> None: ...
+    def wait_for_new(self, timeout: float) -> frozenset[str] | None: ...
 
 
 class NoticeSink(Protocol):
@@ -144,6 +145,8 @@ class ProjectionRunner:
         self.batch_size = batch_size
         self.caught_up = threading.Event()  # set once the log's end has been reached
         self.error: BaseException | None = None
+        self._has_position_row = False
+        self._topics = frozenset(model.topics)
 
     @property
     def name(self) -> str:
@@ -163,11 +166,13 @@ class ProjectionRunner:
     def step(self) -> int:
         """Apply the next batch; returns how many events it applied."""
         with self.database.connection() as conn:
-            conn.execute(
-                "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
-                (self.name,),
-            )
-            conn.commit()
+            if not self._has_position_row:
+                conn.execute(
+                    "INSERT INTO projection_positions (name) VALUES (%s) ON CONFLICT DO NOTHING",
+                    (self.name,),
+                )
+                conn.commit()
+                self._has_position_row = True
             # No need to wait for the disk: rows and position commit together, so a crash that
             # loses this commit loses both, and the events are applied again from the store.
             conn.execute("SET LOCAL synchronous_commit TO OFF")
@@ -232,16 +237,31 @@ class ProjectionRunner:
             )
         return self.catch_up()
 
+    def wants(self, topics: frozenset[str] | None) -> bool:
+        """Might events of these topics change this view? (None: unknown topics.)"""
+        return topics is None or not self._topics or not self._topics.isdisjoint(topics)
+
     def run(self, stop: threading.Event) -> None:
-        """Follow the log until `stop` is set; retries after errors."""
+        """Follow the log until `stop` is set; retries after errors.
+
+        A wake-up for events of other topics is skipped, but the view still steps at least
+        once a second, so its position follows the log head (lag metrics, readiness)."""
+        woken: frozenset[str] | None = None
+        last_step = 0.0
         while not stop.is_set():
             try:
-                if self.step() < self.batch_size:
+                now = time.monotonic()
+                if self.wants(woken) or now - last_step >= IDLE_STEP_SECONDS:
+                    last_step = now
+                    if self.step() == self.batch_size:
+                        woken = None  # more to read: no waiting
+                        continue
                     self.caught_up.set()
-                    self.source.wait_for_new(timeout=1.0)
+                woken = self.source.wait_for_new(timeout=IDLE_STEP_SECONDS)
                 self.error = None
             except Exception as error:  # keep the runner alive; readiness reports it
                 self.error = error
+                woken = None
                 log.exception("projection %s failed; retrying", self.name)
                 stop.wait(1.0)
 
@@ -278,20 +298,23 @@ class StoreEventSource:
             payload=jsonable(state),
         )
 
-    def wait_for_new(self, timeout: float) -> None:
+    def wait_for_new(self, timeout: float) -> frozenset[str] | None:
+        """Wait for new events; returns their topics when the notification named them."""
         channel = getattr(self._recorder, "channel_name", None)
         if channel is None or self._listen_url is None:  # in-memory store: poll
             time.sleep(min(timeout, 0.2))
-            return
+            return None
         try:
             if self._listener is None or self._listener.closed:
                 self._listener = psycopg.connect(self._listen_url, autocommit=True)
                 self._listener.execute(f'LISTEN "{channel}"')
-            for _ in self._listener.notifies(timeout=timeout, stop_after=1):
-                pass
+            for notice in self._listener.notifies(timeout=timeout, stop_after=1):
+                if notice.payload and notice.payload != "*":
+                    return frozenset(notice.payload.split("\n"))
         except psycopg.Error:
             self._listener = None
             time.sleep(min(timeout, 0.5))
+        return None
 
     def close(self) -> None:
         if self._listener is not None:

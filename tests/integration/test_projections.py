@@ -35,11 +35,14 @@ def test_settings_and_audit_views_follow_the_store(pool: Pool) -> None:
     assert view["cluster.failover_mode"]["scope"] == "replicated"
     assert view["pool.debug"]["changed_by"] == "cli:ops"
     assert [e.event_type for e in audit] == ["Created", "FlagChanged", "Created", "FlagChanged"]
-    assert audit[1].payload == {
-        "key": "cluster.failover_mode",
-        "old_value": "manual",
-        "new_value": "auto",
-    }
+    changed = audit[1].payload
+    assert (changed["key"], changed["old_value"], changed["new_value"]) == (
+        "cluster.failover_mode",
+        "manual",
+        "auto",
+    )
+    # The stamp cluster flags merge by (last writer wins across pools): when and where.
+    assert changed["changed_in"] == pool.pool_id and changed["changed_at"].startswith("20")
     assert {e.actor for e in audit} == {"cli:ops"}
     assert audit[0].correlation_id and audit[0].origin_pool == pool.pool_id
 
