@@ -180,9 +180,17 @@ class UploadWriter:
     def write(self, chunk: bytes) -> None:
         if self.offset + len(chunk) > self._upload.size:
             raise InvalidUpload(f"more data than the declared size of {self._upload.size} bytes")
-        self._handle.write(chunk)
-        if self._hasher is not None:
-            self._hasher.update(chunk)
+        if self._hasher is None:
+            self._handle.write(chunk)
+        else:
+            # Hash and write side by side (both release the GIL): the slower of the two sets
+            # the pace, not their sum.
+            hashing = threading.Thread(target=self._hasher.update, args=(chunk,))
+            hashing.start()
+            try:
+                self._handle.write(chunk)
+            finally:
+                hashing.join()
         self.offset += len(chunk)
 
     def close(self) -> None:
