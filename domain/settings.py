@@ -40,22 +40,15 @@ class FlagSet(PoolAggregate):
         """Set `spec` to an already validated `value`; False when it already had it."""
         if spec.scope is not self.scope:
             raise ValueError(f"{spec.key} is a {spec.scope} flag, not {self.scope}")
-        old = self.value_of(spec)
-        if old == value:
-            return False
-        self._flag_changed(
-            key=spec.key,
-            old_value=to_event_value(spec, old),
-            new_value=to_event_value(spec, value),
-            changed_at=datetime.now(UTC).isoformat(),
-            changed_in=self.pool_id,
-        )
-        return True
+        return self._set(spec, value, (datetime.now(UTC).isoformat(), self.pool_id))
 
     def adopt_flag(self, spec: FlagSpec, value: FlagValue, stamp: tuple[str, str]) -> bool:
         """A paired pool's change of a cluster flag: taken if it is newer than what we have."""
         if spec.scope is not self.scope or stamp <= self.stamp_of(spec.key):
             return False
+        return self._set(spec, value, stamp)
+
+    def _set(self, spec: FlagSpec, value: FlagValue, stamp: tuple[str, str]) -> bool:
         old = self.value_of(spec)
         if old == value:
             return False
