@@ -98,6 +98,8 @@ class SettingsService:
                 except ConcurrencyConflict:
                     if attempt == CONFLICT_RETRIES - 1:
                         raise
+                finally:
+                    self._forget(spec.scope)  # a read that raced the write is not kept
         return FlagState(spec, value)
 
     def adopt(self, key: str, stored: Any, stamp: tuple[str, str], context: CommandContext) -> bool:
@@ -121,6 +123,8 @@ class SettingsService:
                 except ConcurrencyConflict:
                     if attempt == CONFLICT_RETRIES - 1:
                         raise
+                finally:
+                    self._forget(spec.scope)  # a read that raced the write is not kept
         return False
 
     def _new_set(self, scope: Scope) -> FlagSet:

@@ -51,7 +51,9 @@ class PoolEventRecorder(PostgresApplicationRecorder):
             if not stored_events:
                 return None
             with conn.cursor() as curs:
-                # The library's own NOTIFY has no payload: skip it, send one with the topics.
+                # As the library does (the table lock keeps notification ids committed in
+                # order, so readers never skip one), minus its NOTIFY without a payload.
+                self._lock_table(curs)
                 PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
                 ids: Sequence[int] | None = self._fetch_ids_after_insert_events(
                     curs, stored_events, **kwargs

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from domain.context import CommandContext, recording
 from domain.errors import ConcurrencyConflict
 from domain.flags import REGISTRY
 from domain.settings import PoolSettings
+from domain.workers import Worker
 from infrastructure.bootstrap import Pool
 from infrastructure.eventstore import PoolEventRecorder, PoolEventStore, postgres_env
 
@@ -95,3 +97,46 @@ def test_a_large_batch_saves_in_one_transaction_without_hanging(pool: Pool) -> N
     assert pool.store.store(settings) == 2500
     reloaded = pool.store.load(settings.id, PoolSettings)
     assert reloaded.version == 2500 and reloaded.values["api.rate_limit_per_minute"] == 2499
+
+
+def test_concurrent_writers_never_let_a_reader_skip_an_event(pool: Pool) -> None:
+    """Notification ids must commit in order (the recorder's table lock): a reader that
+    follows the log from its last position, while writers insert, sees every id once."""
+    writers, per_writer = 6, 40
+    done = threading.Event()
+    seen: list[int] = []
+
+    def write(index: int) -> None:
+        context = CommandContext(actor="cli:test", reason="concurrency")
+        for n in range(per_writer):
+            with recording(context, pool.pool_id):
+                worker = Worker(
+                    url=f"http://w{index}-{n}.example:11434",
+                    name=f"w{index}-{n}",
+                    labels=[],
+                    capacity=1,
+                )
+            pool.store.store(worker)
+
+    def read() -> None:
+        position = int(pool.store.recorder.max_notification_id() or 0)
+        while True:
+            finished = done.is_set()
+            batch = pool.store.recorder.select_notifications(start=position + 1, limit=100)
+            for notification in batch:
+                seen.append(notification.id)
+                position = notification.id
+            if finished and not batch:
+                return
+
+    start = int(pool.store.recorder.max_notification_id() or 0)
+    reader = threading.Thread(target=read)
+    reader.start()
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    done.set()
+    reader.join(timeout=30)
+    assert seen == list(range(start + 1, start + 1 + writers * per_writer))
