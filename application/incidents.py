@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -124,10 +125,12 @@ class IncidentService:
             self._store.store(*pending)
         return incident
 
-    def _change(self, incident_id: str, context: CommandContext, change: object) -> Incident:
+    def _change(
+        self, incident_id: str, context: CommandContext, change: Callable[[Incident], None]
+    ) -> Incident:
         incident = self.get(incident_id)
         with recording(context, self._store.pool_id):
-            change(incident)  # type: ignore[operator]
+            change(incident)
             self._store.store(incident)
         return incident
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from application.ports import A, AggregateStore
@@ -138,7 +138,7 @@ class MailService:
 
     def set_recipients(
         self, items: list[tuple[str, list[str]]], context: CommandContext
-    ) -> list[dict[str, object]]:
+    ) -> list[dict[str, Any]]:
         entries = check_recipients(items)
         current = self.recipients()
         with recording(context, self._store.pool_id):

@@ -17,7 +17,6 @@ from domain.errors import ConcurrencyConflict, NotFound
 from domain.incidents import IncidentKind
 from domain.mail import NoticeKind, OutgoingMail
 from domain.migrations import (
-    FINISHED,
     InvalidMigration,
     Migration,
     MigrationKind,
@@ -421,7 +420,3 @@ class MigrationRunner:
                 f"{trouble.title}: {trouble.detail}",
             )
             self._store.store(migration, *mails)
-
-
-def active(status: MigrationStatus) -> bool:
-    return status not in FINISHED

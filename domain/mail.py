@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import uuid
 from enum import StrEnum
+from typing import Any
 
 from eventsourcing.domain import event
 
@@ -128,11 +129,11 @@ class SmtpSettings(PoolAggregate):
         self._set(host, port, security, username, sealed_password, sender)
 
 
-def check_recipients(items: list[tuple[str, list[str]]]) -> list[dict[str, object]]:
+def check_recipients(items: list[tuple[str, list[str]]]) -> list[dict[str, Any]]:
     if len(items) > MAX_RECIPIENTS:
         raise InvalidMailSettings(f"at most {MAX_RECIPIENTS} recipients")
     seen: set[str] = set()
-    entries: list[dict[str, object]] = []
+    entries: list[dict[str, Any]] = []
     for address, kinds in items:
         address = check_address(address)
         if address.lower() in seen:
@@ -155,25 +156,25 @@ class Recipients(PoolAggregate):
     scope = Scope.LOCAL
 
     @event("Set")
-    def __init__(self, entries: list[dict[str, object]]) -> None:
+    def __init__(self, entries: list[dict[str, Any]]) -> None:
         self.entries = entries
 
     @staticmethod
     def create_id() -> uuid.UUID:
         return uuid.uuid5(MAIL_NAMESPACE, "recipients")
 
-    def change(self, entries: list[dict[str, object]]) -> bool:
+    def change(self, entries: list[dict[str, Any]]) -> bool:
         if entries == self.entries:
             return False
         self._changed(entries=entries)
         return True
 
     @event("Changed")
-    def _changed(self, entries: list[dict[str, object]]) -> None:
+    def _changed(self, entries: list[dict[str, Any]]) -> None:
         self.entries = entries
 
     def for_kind(self, kind: NoticeKind) -> list[str]:
-        return [str(e["address"]) for e in self.entries if kind.value in e["kinds"]]  # type: ignore[operator]
+        return [str(e["address"]) for e in self.entries if kind.value in e["kinds"]]
 
 
 class MailStatus(StrEnum):
