@@ -1,6 +1,7 @@
-"""The periodic balancer: from live load, add a replica of a hot model on an idle worker.
+"""The periodic balancer: from live load, add a replica of a hot model on an idle worker,
+drain an overloaded worker, or do nothing.
 
-It acts only when
+It adds a replica only when
 - the spread between the busiest and the idlest usable worker exceeds the threshold flag,
 - every worker serving the model is busy (load >= HOT), so the model has no room anywhere,
 - a usable worker without the model is idle enough (load <= hot load - threshold),
@@ -9,21 +10,30 @@ It acts only when
 Hysteresis comes from the second rule: once a replica exists on an idle worker the model has
 room, so the balancer stays still until that replica is busy too; the cool-down stops it from
 acting again on a model whose new replica is still being deployed.
+
+When no replica is due and a worker runs at or over its capacity while another usable worker
+has room, it drains that worker: it takes no new models (failover, replicas and "any N"
+assignments go elsewhere). It undrains a worker it drained itself once its load falls to 25%
+or less; never one an admin drained. Drain at 100%, undrain at 25%: no flapping in between.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from application.migrations import MigrationService, WorkerLoad
 from application.ports import AggregateStore
 from domain.automations import AutomationDecision
 from domain.context import CommandContext, recording
+from domain.errors import DomainError
 
 BALANCER_ACTOR = "automation:balancer"
 HOT = 0.75  # a worker at or above this share of its capacity has no room
+OVERLOADED = 1.0  # all its capacity in use or more: the balancer drains it
+COOLED = 0.25  # a worker the balancer drained takes models again at or below this
 
 
 @dataclass(frozen=True)
@@ -38,7 +48,7 @@ class Decision:
     action: str  # "add_replica" or "none"
     reason: str
     model_id: str | None = None
-    target_id: str | None = None
+    target_id: str | None = None  # the worker that gets the replica, or is (un)drained
     inputs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -48,6 +58,7 @@ def decide(
     threshold: float,
     cooling: set[str],
     in_flight: set[str],
+    drained_by_balancer: frozenset[str] = frozenset(),
 ) -> Decision:
     usable = [w for w in workers if w.usable]
     inputs = {
@@ -61,6 +72,20 @@ def decide(
     def none(reason: str) -> Decision:
         return Decision("none", reason, inputs=inputs)
 
+    cooled = [
+        w
+        for w in workers
+        if w.online and w.drained and w.id in drained_by_balancer and w.load <= COOLED
+    ]
+    if cooled:
+        worker = min(cooled, key=lambda w: w.name)
+        return Decision(
+            "undrain",
+            f"{worker.name} is down to {worker.load:.0%} (at most {COOLED:.0%}): it takes "
+            "models again",
+            target_id=worker.id,
+            inputs=inputs,
+        )
     if len(usable) < 2:
         return none("fewer than two usable workers: nowhere to spread load")
     load = {w.id: w.load for w in usable}
@@ -99,13 +124,30 @@ def decide(
             target.id,
             inputs,
         )
+    if hot.load >= OVERLOADED and any(w.load < HOT for w in usable if w.id != hot.id):
+        return Decision(
+            "drain",
+            f"{hot.name} is at {hot.load:.0%} of its capacity and "
+            f"{'; '.join(reasons)}: it takes no new models until it is down to {COOLED:.0%}",
+            target_id=hot.id,
+            inputs=inputs,
+        )
     return none("; ".join(reasons))
 
 
+class WorkerSteering(Protocol):
+    def drain(self, worker_id: str, context: CommandContext) -> Any: ...
+
+    def undrain(self, worker_id: str, context: CommandContext) -> Any: ...
+
+
 class BalancerAutomation:
-    def __init__(self, store: AggregateStore, migrations: MigrationService) -> None:
+    def __init__(
+        self, store: AggregateStore, migrations: MigrationService, workers: WorkerSteering
+    ) -> None:
         self._store = store
         self._migrations = migrations
+        self._workers = workers
 
     def run(
         self,
@@ -115,9 +157,10 @@ class BalancerAutomation:
         cooling: set[str],
         in_flight: set[str],
         last_reason: Callable[[], str | None],
+        drained_by_balancer: frozenset[str] = frozenset(),
     ) -> Decision:
         """Decide and record; an unchanged "none" is not recorded again (one per change)."""
-        decision = decide(workers, models, threshold, cooling, in_flight)
+        decision = decide(workers, models, threshold, cooling, in_flight, drained_by_balancer)
         if decision.action == "none" and decision.reason == last_reason():
             return decision
         context = CommandContext(actor=BALANCER_ACTOR, reason=decision.reason[:2000])
@@ -135,4 +178,9 @@ class BalancerAutomation:
                 str(record.id),
                 context.caused_by(str(record.id), BALANCER_ACTOR),
             )
+        elif decision.action in ("drain", "undrain"):
+            assert decision.target_id is not None
+            steer = getattr(self._workers, decision.action)
+            with contextlib.suppress(DomainError):  # an admin changed it meanwhile
+                steer(decision.target_id, context.caused_by(str(record.id), BALANCER_ACTOR))
         return decision

@@ -299,6 +299,7 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         store, incidents, mail, lambda: settings.str_value("cluster.failover_mode")
     )
     deployer = OllamaDeployer(blobs.path)
+    workers = WorkerService(store, OllamaHttpProbe())
     pool = Pool(
         config=config,
         database=database,
@@ -310,7 +311,7 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         onboarding=OnboardingService(store, admins, identity),
         sessions=sessions,
         identity=identity,
-        workers=WorkerService(store, OllamaHttpProbe()),
+        workers=workers,
         health=HealthAutomation(store),
         telemetry=RedisTelemetry(redis_client),
         catalog=CatalogService(
@@ -328,7 +329,7 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         migrations=migrations,
         migration_runner=MigrationRunner(store, incidents, mail, deployer),
         failsafe=FailsafeAutomation(store, incidents, mail),
-        balancer=BalancerAutomation(store, migrations),
+        balancer=BalancerAutomation(store, migrations, workers),
         redis=redis_client,
         redis_url=redis_url,
         background=background,

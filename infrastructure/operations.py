@@ -250,6 +250,16 @@ def balance(pool: Pool) -> str:
             """SELECT reason FROM audit_log WHERE actor = 'automation:balancer'
                ORDER BY occurred_at DESC, position DESC LIMIT 1"""
         ).fetchone()
+        # Workers whose last drain or undrain was the balancer's own drain.
+        drained_by_balancer = frozenset(
+            str(r["aggregate_id"])
+            for r in conn.execute(
+                """SELECT DISTINCT ON (aggregate_id) aggregate_id, event_type, actor
+                   FROM audit_log WHERE event_type IN ('Drained', 'Undrained')
+                   ORDER BY aggregate_id, position DESC"""
+            ).fetchall()
+            if r["event_type"] == "Drained" and r["actor"] == "automation:balancer"
+        )
     decision = pool.balancer.run(
         worker_loads(pool),
         placements(pool),
@@ -257,6 +267,7 @@ def balance(pool: Pool) -> str:
         cooling,
         set(in_flight(pool)),
         lambda: last["reason"] if last else None,
+        drained_by_balancer,
     )
     return decision.action
 

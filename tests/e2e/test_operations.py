@@ -474,8 +474,13 @@ def test_balancer_adds_a_replica_under_load_then_stays_still(ops: Onboarded) -> 
             "/api/audit", params={"actor": "automation:balancer", "limit": 50}
         ).json()["items"]
         after = [d for d in decisions if d["occurred_at"] > replica["updated_at"]]
-        assert after and all(d["event_type"] == "Decided" for d in after)
+        assert after and {d["event_type"] for d in after} <= {"Decided", "Drained"}
         assert any("still has room" in d["reason"] for d in after)
+        # The hot worker runs over its capacity while the replica has room: it is drained
+        # (takes no new models), once, and stays so while it is still busy.
+        drained = [d for d in after if d["event_type"] == "Drained"]
+        assert len(drained) == 1
+        assert alice.get(f"/api/workers/{hot}").json()["drained"] is True
         panel = {a["id"]: a for a in alice.get("/api/automations").json()["items"]}
         balancer = panel["balancer"]
         assert balancer["enabled"] and balancer["last_run_at"] and balancer["next_run_at"]

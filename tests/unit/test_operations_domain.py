@@ -89,11 +89,30 @@ def test_the_balancer_adds_a_replica_only_when_every_host_is_busy() -> None:
     assert decision.inputs["workers"][0]["inflight"] == 2
     # Hysteresis: once a replica exists somewhere with room, it stays still.
     with_replica = ModelPlacement("m", "mistral:7b", ["hot", "idle"])
-    still = decide(workers, [with_replica], 0.25, set(), set())
+    busy_not_full = [w("hot", 3, capacity=4), w("idle", 0), w("mid", 1)]
+    still = decide(busy_not_full, [with_replica], 0.25, set(), set())
     assert still.action == "none" and "still has room" in still.reason
     # Cool-down and orders in flight hold it back too.
     assert "cooling down" in decide(workers, [model], 0.25, {"m"}, set()).reason
     assert "in flight" in decide(workers, [model], 0.25, set(), {"m"}).reason
+
+
+def test_the_balancer_drains_an_overloaded_worker_and_undrains_it_once_cooled() -> None:
+    with_replica = ModelPlacement("m", "mistral:7b", ["hot", "idle"])
+    workers = [w("hot", 3), w("idle", 0), w("mid", 1)]
+    drain = decide(workers, [with_replica], 0.25, set(), set())
+    assert (drain.action, drain.target_id) == ("drain", "hot")
+    # Drained (not usable) and still busy: nothing to do, and no undrain either.
+    busy = WorkerLoad("hot", "hot", True, True, 2, 2)
+    still = decide(
+        [busy, w("idle", 0), w("mid", 1)], [with_replica], 0.25, set(), set(), frozenset({"hot"})
+    )
+    assert still.action == "none"
+    cooled = WorkerLoad("hot", "hot", True, True, 0, 2)
+    undrain = decide([cooled, w("idle", 0)], [with_replica], 0.25, set(), set(), frozenset({"hot"}))
+    assert (undrain.action, undrain.target_id) == ("undrain", "hot")
+    # A worker an admin drained is never undrained by the balancer.
+    assert decide([cooled, w("idle", 0)], [with_replica], 0.25, set(), set()).action == "none"
 
 
 @pytest.mark.parametrize(
