@@ -45,7 +45,8 @@ AUTOMATIONS: tuple[AutomationSpec, ...] = (
     AutomationSpec(
         "balancer",
         "Periodic balancer",
-        "Adds a replica of a model whose workers are all busy onto an idle worker.",
+        "Adds a replica of a model whose workers are all busy onto an idle worker; drains a "
+        "worker running over its capacity, and undrains it once it cools down.",
         "automation:balancer",
         "cluster.balancer_enabled",
         (
