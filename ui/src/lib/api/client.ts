@@ -83,3 +83,13 @@ export function unwrap<T>(answer: Answer<T>): T {
 export function errorMessage(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
+
+/**
+ * An error placed in a form: the API's per-field problems, else its sentence under the field its
+ * code is about (`byCode`), else under the form itself (key `''`).
+ */
+export function fieldErrors(error: unknown, byCode: Record<string, string> = {}): Record<string, string> {
+  if (!(error instanceof ApiError)) return { '': errorMessage(error) };
+  if (Object.keys(error.fields).length) return error.fields;
+  return { [byCode[error.code] ?? '']: error.detail };
+}

@@ -32,6 +32,9 @@ export class ModelsStore {
   }
 }
 
+/** What a model can do, as the API accepts them. */
+export const CAPABILITIES = ['chat', 'embedding', 'vision', 'code', 'tools'] as const;
+
 export function sizeLabel(bytes: number): string {
   if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(1)} GB`;
   if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(1)} MB`;
