@@ -35,14 +35,35 @@ FAILOVER_ACTOR = "automation:failover"
 # Runs ------------------------------------------------------------------------------------
 
 
+NOTICE_EVERY_SECONDS = 30.0
+
+
 def note_run(pool: Pool, automation: str, started: float, error: str | None = None) -> None:
-    """Remember an automation's last run (operational state, shown on the Automations page)."""
-    record = {"at": started, "duration_ms": round((time.time() - started) * 1000), "error": error}
-    pool.redis.hset(RUNS_KEY, automation, json.dumps(record))
-    head = int(pool.store.recorder.max_notification_id() or 0)
-    pool.redis.publish(
-        NOTICE_CHANNEL, json.dumps([{"view": "automations", "key": automation, "position": head}])
+    """Remember an automation's last run (operational state, shown on the Automations page).
+
+    Every admin's stream gets a notice when the run's outcome changes (an error appears or
+    goes away), else at most every 30 s per automation: replication runs every 3 s, and a
+    notice per run to every connected dashboard would crowd the live stream."""
+    raw = pool.redis.hget(RUNS_KEY, automation)
+    before: dict[str, Any] = json.loads(raw) if raw else {}
+    now = time.time()
+    announce = (
+        before.get("error") != error
+        or now - float(before.get("announced_at") or 0) >= NOTICE_EVERY_SECONDS
     )
+    record = {
+        "at": started,
+        "duration_ms": round((now - started) * 1000),
+        "error": error,
+        "announced_at": now if announce else before.get("announced_at"),
+    }
+    pool.redis.hset(RUNS_KEY, automation, json.dumps(record))
+    if announce:
+        head = int(pool.store.recorder.max_notification_id() or 0)
+        pool.redis.publish(
+            NOTICE_CHANNEL,
+            json.dumps([{"view": "automations", "key": automation, "position": head}]),
+        )
 
 
 def last_runs(pool: Pool) -> dict[str, dict[str, Any]]:

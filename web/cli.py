@@ -1,6 +1,7 @@
 """The `archipel` command line. Every command that touches a pool takes the bootstrap options."""
 
 import functools
+import gc
 import inspect
 import json
 import logging
@@ -222,12 +223,23 @@ def _run_roles(config: BootstrapConfig, roles: tuple[str, ...], threads: int = 2
                     access_log=False,
                 )
             )
+            _tune_garbage_collector()
             server.run()
         else:
             _wait_for_signal()
     finally:
         runtime.stop()
         pool.close()
+
+
+def _tune_garbage_collector() -> None:
+    """Fewer, cheaper collections for a long-running server: what exists at startup (modules,
+    the app, the pool) is frozen out of every collection, and the youngest generation is
+    collected every 20,000 allocations rather than 700. A full collection over hundreds of
+    live SSE connections otherwise stalls the event loop for 100 ms and more now and then."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
 
 
 def _uvicorn_server_class() -> type:
