@@ -103,13 +103,14 @@ class CatalogService:
                 f"pool {master}, and synced here"
             )
 
-    def mirror(self, master: str, models: list[MasterModel]) -> tuple[int, list[str]]:
+    def mirror(self, master: str, models: list[MasterModel]) -> tuple[int, list[str], int]:
         """Bring the local catalog in line with the master's (actor `peer:<master>`).
 
-        Returns how many models changed, and the conflicts: local models under a master
-        model's name with other content, left alone for an admin.
+        Returns how many models changed, the conflicts (local models under a master model's
+        name with other content, left alone for an admin) and how many changes are left for a
+        later sync (a retirement waiting for an unassignment, a write that raced another).
         """
-        changed, conflicts = 0, []
+        changed, conflicts, later = 0, [], 0
         context = CommandContext(actor=f"peer:{master}", reason="catalog sync from the master")
         for wanted in models:
             local = self._find(UUID(wanted.model_id))
@@ -134,7 +135,8 @@ class CatalogService:
                     continue
                 elif wanted.retired:
                     if local.deployments:
-                        continue  # still deployed here: retired once an admin unassigns it
+                        later += 1  # still deployed here: retired once an admin unassigns it
+                        continue
                     local.retire()
                 elif not local.update(wanted.capabilities, wanted.notes):
                     continue
@@ -142,8 +144,8 @@ class CatalogService:
                     self._store.store(local)
                     changed += 1
                 except ConcurrencyConflict:
-                    continue  # changed meanwhile: the next sync looks again
-        return changed, conflicts
+                    later += 1  # changed meanwhile: the next sync looks again
+        return changed, conflicts, later
 
     def add_uploaded(
         self,

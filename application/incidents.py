@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 from application.ports import AggregateStore
@@ -14,6 +15,7 @@ from domain.incidents import Incident, IncidentCause, IncidentKind, check_text
 from domain.notifications import Severity
 
 ATTEMPTS = 5  # optimistic retries when two writers touch the same cause at once
+REPEAT_WINDOW = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,8 @@ class IncidentService:
                     cause = IncidentCause(cause=trouble.cause)
                 if cause.active_incident is not None:
                     incident = self._store.load(UUID(cause.active_incident), Incident)
+                    if incident.detail == trouble.detail and not self._stale(incident):
+                        return incident, False  # seen moments ago: not another event
                     incident.recur(trouble.detail)
                     opened = False
                     pending: tuple[Incident | IncidentCause, ...] = (incident,)
@@ -75,6 +79,12 @@ class IncidentService:
                     if attempt == ATTEMPTS - 1:
                         raise
         raise AssertionError("unreachable")
+
+    @staticmethod
+    def _stale(incident: Incident) -> bool:
+        """Last recorded longer ago than the repeat window (an unchanged sighting within it
+        adds nothing: a peer failing every 3 s must not write 28,800 events a day)."""
+        return datetime.now(UTC) - incident.modified_on >= REPEAT_WINDOW
 
     def clear(self, cause_key: str, resolution: str, context: CommandContext) -> Incident | None:
         """The cause went away (the worker answers again): resolve its active incident."""

@@ -162,7 +162,13 @@ class MailService:
             mail_id = OutgoingMail.create_id(cause, to)
             if self._find(mail_id, OutgoingMail) is None:
                 mails.append(
-                    OutgoingMail(cause=cause, to=to, subject=subject, body=body, kind=kind.value)
+                    OutgoingMail(
+                        cause=cause,
+                        to=to,
+                        subject=" ".join(subject.split())[:250],  # one header line
+                        body=body,
+                        kind=kind.value,
+                    )
                 )
         return mails
 
@@ -193,7 +199,7 @@ class MailService:
                     mail.give_up(f"{mail.attempts} attempts failed; last: {detail}")
                     pending.append(
                         AdminNotification(
-                            cause_event_id=f"mail-failed:{mail.id}:{mail.attempts}",
+                            cause_event_id=f"mail-failed:{mail.id}:{mail.version}",
                             severity=Severity.WARNING,
                             title=f"E-mail to {mail.to} could not be sent",
                             body=f"{mail.subject!r}: {detail}. It is kept in the mail log; "

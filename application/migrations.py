@@ -319,7 +319,7 @@ class MigrationRunner:
                 detail, skipped = self._do(
                     step, migration, model, target, source, worker_online, progress
                 )
-            except (PlacementError, ConcurrencyConflict, NotFound) as error:
+            except Exception as error:  # any failure of a step rolls back: never stuck running
                 self._roll_back(
                     migration, step, str(error) or type(error).__name__, model, target, context
                 )
@@ -395,7 +395,7 @@ class MigrationRunner:
                 if current.deployments.get(str(target.id)) != DeployState.DEPLOYED.value:
                     self._placer.remove(target.url, model.reference)
                 undone = f"removed the partial copy from {target.name}"
-            except PlacementError as cleanup:
+            except Exception as cleanup:
                 undone = f"could not remove the copy from {target.name}: {cleanup}"
         with recording(context, self._store.pool_id):
             migration.step_failed(step, error)

@@ -63,8 +63,9 @@ def sync_catalog(pool: Pool, force: bool = False) -> int:
         if not force and isinstance(synced, bytes) and synced.decode() == mark:
             return 0
         models = master_models(conn, master)
-    changed, conflicts = pool.catalog.mirror(master, models)
-    pool.redis.set(SYNCED_KEY, mark)
+    changed, conflicts, later = pool.catalog.mirror(master, models)
+    if not conflicts and not later:
+        pool.redis.set(SYNCED_KEY, mark)  # else every round looks again
     pool.redis.set(CONFLICTS_KEY, json.dumps(conflicts))
     if changed:
         head = int(pool.store.recorder.max_notification_id() or 0)
@@ -122,7 +123,10 @@ def fetch_blob(
             f"the file {digest} is not in this pool's blob store, and no paired catalog master "
             "has it"
         )
-    upload = pool.blobs.start(f"{name}.gguf", size, expected_digest=digest)
+    try:
+        upload = pool.blobs.start(f"{name}.gguf", size, expected_digest=digest)
+    except InvalidUpload as error:  # no room on disk, ...
+        raise DeployError(f"cannot fetch {digest} from the master: {error.detail}") from None
     try:
         writer = pool.blobs.writer(upload.id, 0)
         done = 0
@@ -144,6 +148,8 @@ def fetch_blob(
             writer.close()
         pool.blobs.finish(upload.id)  # refuses (and removes) anything but the named digest
     except InvalidUpload as error:
+        with contextlib.suppress(Exception):
+            pool.blobs.abort(upload.id)
         raise DeployError(f"the file fetched from the master was refused: {error.detail}") from None
     except FederationRefused as error:
         with contextlib.suppress(Exception):

@@ -24,9 +24,12 @@ class SmtpMailSender:
 
     def send(self, server: SmtpServer, to: str, subject: str, body: str) -> str:
         message = EmailMessage()
-        message["From"] = server.sender
-        message["To"] = to
-        message["Subject"] = subject
+        try:
+            message["From"] = server.sender
+            message["To"] = to
+            message["Subject"] = " ".join(subject.split())
+        except ValueError as error:  # a header the e-mail library refuses: not worth retrying
+            raise MailError(f"the message could not be built: {error}") from None
         message["Date"] = formatdate(localtime=False, usegmt=True)
         message["Message-ID"] = make_msgid(domain=server.sender.rsplit("@", 1)[-1])
         message.set_content(body)

@@ -131,6 +131,8 @@ def worker_status_changed(pool: Pool, message: dict[str, Any]) -> None:
     Online again: resolve the incident."""
     worker = pool.workers.get(message["aggregate_id"])
     status, why = message["payload"]["status"], message["payload"]["reason"]
+    if worker.status.value != status:
+        return  # a late or redelivered message: the worker has moved on since
     cause = f"worker_offline:{worker.id}"
     context = CommandContext(
         actor="automation:health",
@@ -309,8 +311,9 @@ def watch_disk(pool: Pool) -> None:
             kind=IncidentKind.DISK_SPACE_LOW,
             severity=Severity.CRITICAL if free < floor / 2 else Severity.WARNING,
             title=f"Disk space low for {pool.config.data_dir}",
-            detail=f"{usage.free // 2**20} MiB free of {usage.total // 2**20} MiB "
-            f"({free:.1f}%, below {floor}%)",
+            # Coarse figures: a detail that changes every minute would be an event every minute.
+            detail=f"{usage.free / 2**30:.0f} GiB free of {usage.total / 2**30:.0f} GiB "
+            f"({free:.0f}%, below {floor}%)",
             subject="pool",
         ),
         context,

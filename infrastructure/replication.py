@@ -120,8 +120,10 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
         answer = pool.peer_client.call(
             peer.url, peer_pool_id, "GET", f"/federation/v1/log?after={after}&limit={BATCH_LIMIT}"
         )
-        if answer.status_code != 200:
+        if answer.status_code >= 500:
             raise PeerUnreachable(f"{peer.url} answered HTTP {answer.status_code}")
+        if answer.status_code != 200:
+            raise FederationRefused(f"{peer.url} refused: HTTP {answer.status_code}")
         try:
             body = answer.json()
         except ValueError:
@@ -140,11 +142,12 @@ def pull(pool: Pool, peer_pool_id: str) -> int:
         except FederationRefused as error:
             reject(pool, peer_pool_id, body, str(error), after)
             raise
+        # Flags first: adopting is idempotent (by stamp), so a crash before the batch commits
+        # replays both, while adopting after could lose the flags for good.
+        adopt_cluster_flags(pool, peer_pool_id, batch.events)
         count = apply_batch(
             pool, peer_pool_id, batch.header, batch.events, batch.signature, batch.hashes
         )
-        if count:
-            adopt_cluster_flags(pool, peer_pool_id, batch.events)
         pool.redis.delete(f"{BACKOFF}{peer_pool_id}:next")
         applied += count
         pool.redis.publish(

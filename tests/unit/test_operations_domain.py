@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from application.balancer import HOT, ModelPlacement, decide
 from application.incidents import IncidentService, Trouble
+from application.mail import MAX_ATTEMPTS, MailError, MailService, SmtpServer
 from application.migrations import WorkerLoad
 from domain.context import CommandContext, recording
 from domain.incidents import IncidentKind, IncidentStateError, IncidentStatus
+from domain.mail import MailStatus, NoticeKind, SmtpSecurity
 from domain.migrations import Migration, MigrationStateError, MigrationStatus, Step
 from domain.notifications import Severity
+from infrastructure.crypto import MasterSecretBox
 from tests.unit.memory import memory_store
 
 HEALTH = CommandContext(actor="automation:health", reason="checks")
@@ -34,6 +39,9 @@ def test_the_same_cause_updates_the_active_incident_instead_of_opening_another()
     again, reopened = service.report(trouble("still no answer"), HEALTH)
     assert opened and not reopened and again.id == first.id
     assert again.occurrences == 2 and again.detail == "still no answer"
+    # The same sighting moments later adds nothing (a peer failing every 3 s would flood).
+    same, _ = service.report(trouble("still no answer"), HEALTH)
+    assert same.occurrences == 2
 
     assert service.clear("worker_offline:w1", "answers again", HEALTH) is not None
     assert service.get(str(first.id)).status == IncidentStatus.RESOLVED
@@ -127,3 +135,33 @@ def test_the_balancer_drains_an_overloaded_worker_and_undrains_it_once_cooled() 
 def test_the_balancer_says_why_it_does_nothing(workers: list[WorkerLoad], words: str) -> None:
     decision = decide(workers, [ModelPlacement("m", "x:1", ["a"])], 0.25, set(), set())
     assert decision.action == "none" and words in decision.reason
+
+
+class RefusingServer:
+    """The SMTP server of the outside world, down."""
+
+    def send(self, server: SmtpServer, to: str, subject: str, body: str) -> str:
+        raise MailError("cannot talk to mx:25: connection refused")
+
+
+def test_a_mail_sent_again_after_giving_up_can_give_up_again() -> None:
+    store = memory_store()
+    mail = MailService(store, MasterSecretBox(os.urandom(32)), RefusingServer())
+    admin = CommandContext(actor="admin:alice", reason="r")
+    mail.configure("mx", 25, SmtpSecurity.NONE, "", None, "archipel@example.org", admin)
+    mail.set_recipients([("ops@example.org", ["incident"])], admin)
+    with recording(admin, store.pool_id):
+        queued = mail.compose("c1", NoticeKind.INCIDENT, "Line one\nline two", "body")
+    store.store(*queued)
+    mail_id = str(queued[0].id)
+    assert queued[0].subject == "Line one line two"
+
+    for _ in range(2):  # give up, send again, give up again: never stuck half-way
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            if attempt < MAX_ATTEMPTS:
+                with pytest.raises(MailError):
+                    mail.deliver(mail_id, "cause")
+            else:
+                assert mail.deliver(mail_id, "cause") == MailStatus.FAILED
+        assert mail.get(mail_id).status == MailStatus.FAILED
+        mail.retry(mail_id, admin)

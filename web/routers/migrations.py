@@ -65,9 +65,11 @@ def migration_public(
 def _public(web: Web, migrations: list[Migration]) -> list[MigrationPublic]:
     web.pool.runner("operations").catch_up()  # read your own writes
     workers, models = _names(web)
-    wanted = {str(m.id) for m in migrations}
     with web.pool.database.connection() as conn:
-        rows = [r for r in list_migrations(conn, None, limit=1000) if str(r["id"]) in wanted]
+        rows = conn.execute(
+            "SELECT * FROM migrations_view WHERE id = ANY(%s) ORDER BY created_at DESC",
+            ([m.id for m in migrations],),
+        ).fetchall()
     return [migration_public(web, row, workers, models) for row in rows]
 
 
@@ -137,8 +139,11 @@ def drain(web: Web, worker_id: str, context: CommandContext) -> list[Migration]:
             f"no online worker can take {', '.join(stranded)} from {worker.name}; "
             "add or free a worker first"
         )
-    if not worker.drained:
-        web.pool.workers.drain(worker_id, context)
+    if worker.drained:
+        # Drained by someone else (maybe the balancer, which undrains what it drained):
+        # record the drain as this admin's, so it stays until an admin undrains it.
+        web.pool.workers.undrain(worker_id, context)
+    web.pool.workers.drain(worker_id, context)
     return plan(dry_run=False)[0]
 
 
