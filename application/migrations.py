@@ -332,6 +332,28 @@ class MigrationRunner:
             self._store.store(migration)
         return migration.status
 
+    def recover(self, migration_id: str) -> MigrationStatus:
+        """A migration left `running` by a background worker that stopped (killed, restarted):
+        finish it if only the final record was missing, else roll back from its next step."""
+        migration = self._store.load(UUID(migration_id), Migration)
+        if migration.status != MigrationStatus.RUNNING:
+            return migration.status
+        context = CommandContext(
+            actor=RUNNER_ACTOR, reason="the background worker running this migration stopped"
+        )
+        step = migration.next_step()
+        if step is None:
+            with recording(context, self._store.pool_id):
+                migration.complete()
+                self._store.store(migration)
+            return migration.status
+        model = self._store.load(UUID(migration.model_id), CatalogModel)
+        target = self._store.load(UUID(migration.target_id), Worker)
+        self._roll_back(
+            migration, step, "interrupted: its background worker stopped", model, target, context
+        )
+        return migration.status
+
     def _do(
         self,
         step: Step,

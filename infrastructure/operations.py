@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -195,10 +196,26 @@ def fail_over(pool: Pool, worker_id: str, cause: str, incident_id: str | None) -
         note_run(pool, "failover", started)
 
 
+MIGRATION_LEASE = "archipel:migration-lease:"
+LEASE_SECONDS = 60
+
+
 def run_migration(pool: Pool, migration_id: str) -> None:
     if not pool.settings.bool_value("cluster.worker_migrations_enabled"):
         return  # stays pending; the periodic check starts it once migrations are on
     started = time.time()
+    # A lease renewed while this runs: if the process dies, it lapses and the periodic check
+    # rolls the migration back instead of leaving it `running` for ever.
+    lease = f"{MIGRATION_LEASE}{migration_id}"
+    done = threading.Event()
+
+    def hold_lease() -> None:
+        while not done.is_set():
+            pool.redis.set(lease, "1", ex=LEASE_SECONDS)
+            done.wait(LEASE_SECONDS / 3)
+
+    holder = threading.Thread(target=hold_lease, name=f"lease-{migration_id}", daemon=True)
+    holder.start()
     key = f"{MIGRATION_PROGRESS}{migration_id}"
     last_sent = [0.0]
 
@@ -214,6 +231,8 @@ def run_migration(pool: Pool, migration_id: str) -> None:
     try:
         pool.migration_runner.run(migration_id, lambda w: w in online, progress)
     finally:
+        done.set()
+        holder.join(timeout=5)
         pool.redis.delete(key)
         note_run(pool, "migrations", started)
 
@@ -243,11 +262,28 @@ def send_mail(pool: Pool, message: dict[str, Any]) -> None:
 
 
 def start_due_migrations(pool: Pool) -> int:
+    recover_interrupted_migrations(pool)
     with pool.database.connection() as conn:
         due = due_migrations(conn)
     for migration_id in due:
         pool.background.enqueue("run_migration", {"aggregate_id": migration_id})
     return len(due)
+
+
+def recover_interrupted_migrations(pool: Pool, quiet_seconds: float = LEASE_SECONDS) -> int:
+    """Roll back the `running` migrations nobody holds a lease on any more."""
+    with pool.database.connection() as conn:
+        rows = conn.execute(
+            """SELECT id FROM migrations_view WHERE status = 'running'
+                 AND updated_at < now() - make_interval(secs => %s)""",
+            (quiet_seconds,),
+        ).fetchall()
+    recovered = 0
+    for row in rows:
+        if not pool.redis.exists(f"{MIGRATION_LEASE}{row['id']}"):
+            pool.migration_runner.recover(str(row["id"]))
+            recovered += 1
+    return recovered
 
 
 def escalate_overdue(pool: Pool) -> int:
