@@ -137,10 +137,7 @@ class Pool:
 
     def public_url(self) -> str:
         """Where admins reach this pool (links in e-mail, the key document)."""
-        profile = self.onboarding.profile()
-        return str(
-            self.config.public_url or profile.get("public_url") or self.config.effective_public_url
-        )
+        return public_url(self.config, self.onboarding.profile())
 
     def runner(self, name: str) -> ProjectionRunner:
         return self.runners[name]
@@ -283,8 +280,7 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
 
     def own_key_document() -> dict[str, Any]:
         profile = onboarding_holder[0].profile()
-        url = config.public_url or profile.get("public_url") or config.effective_public_url
-        return signer.key_document(url, str(profile.get("pool_name", "")))
+        return signer.key_document(public_url(config, profile), str(profile.get("pool_name", "")))
 
     notices = RedisNotices(redis_client)
     runners = {
@@ -466,3 +462,8 @@ def _switch(pool: Pool, spec: AutomationSpec) -> Callable[[], bool]:
 
 def _enqueuer(pool: Pool, automation: str) -> Callable[[], None]:
     return lambda: pool.background.enqueue("run_automation", {"id": automation})
+
+
+def public_url(config: BootstrapConfig, profile: dict[str, Any]) -> str:
+    """The bootstrap public URL, else the one set during onboarding, else the listen address."""
+    return str(config.public_url or profile.get("public_url") or config.effective_public_url)

@@ -38,8 +38,7 @@ class WebContext:
             return config.public_url
         now = time.monotonic()
         if self._public_url is None or now - self._public_url[0] > 5:
-            chosen = self.pool.onboarding.profile().get("public_url") or config.effective_public_url
-            self._public_url = (now, chosen)
+            self._public_url = (now, self.pool.public_url())
         return self._public_url[1]
 
     def cookies(self) -> CookiePolicy:
