@@ -40,7 +40,6 @@ Figures are printed, never asserted; the exit code is 0 unless something fails.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import cProfile
 import hashlib
 import io
@@ -48,24 +47,19 @@ import json
 import logging
 import pstats
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import nacl.signing
-import psutil
 import psycopg
 from psycopg.conninfo import make_conninfo
 
@@ -75,6 +69,7 @@ if str(ROOT) not in sys.path:
 
 import domain.canonical as canonical_module  # noqa: E402
 from application.federation import PeerIdentity  # noqa: E402
+from bench.serve import ServeProcess  # noqa: E402
 from domain.canonical import GENESIS, canonical, chain_hash, encode  # noqa: E402
 from domain.context import CommandContext, recording  # noqa: E402
 from domain.workers import Worker  # noqa: E402
@@ -94,7 +89,6 @@ TARGET_EVENTS_PER_S = 20_000
 EVENTS_PER_WORKER = 1000  # events per Worker aggregate, saved with one store()
 ACTOR = "cli:bench"
 BASELINE_TABLE = "peer_log_baseline"
-ARCHIPEL = str(Path(sys.executable).parent / "archipel")
 PASSWORD = "vivid-otter-maps-42"
 STAGES = ("serve", "verify", "apply", "other")
 APPLY_PARTS = ("apply_rehash", "apply_project")
@@ -557,93 +551,6 @@ class Bench:
 
 
 # --- two real servers over HTTP -------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@dataclass
-class ServeProcess:
-    """`archipel serve` with its own data dir; the embedded servers it starts are noted by pid
-    (PostgreSQL's postmaster.pid, Redis as a child of serve) so only they are ended."""
-
-    base: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    helpers: list[psutil.Process] = field(default_factory=list)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.base / "var"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.base / "serve.log"
-
-    @property
-    def database_url(self) -> str:
-        return f"postgresql://postgres:@/archipel?host={self.data_dir / 'postgres'}"
-
-    @property
-    def redis_url(self) -> str:
-        return f"unix://{self.data_dir / 'redis' / 'redis.sock'}"
-
-    def start(self, timeout: float = 120) -> None:
-        self.base.mkdir(parents=True, exist_ok=True)
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [ARCHIPEL, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"archipel serve exited early:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    self._note_helpers()
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"/readyz not 200 within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def _note_helpers(self) -> None:
-        assert self.process is not None
-        with contextlib.suppress(psutil.Error):
-            for child in psutil.Process(self.process.pid).children(recursive=True):
-                if "redis" in child.name():
-                    self.helpers.append(child)
-        with contextlib.suppress(OSError, ValueError, psutil.Error):
-            pid = int((self.data_dir / "postgres" / "postmaster.pid").read_text().split()[0])
-            self.helpers.append(psutil.Process(pid))
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        # serve stops its embedded servers on a clean exit; after a crash, end those it started.
-        for helper in self.helpers:
-            with contextlib.suppress(psutil.Error):
-                if helper.is_running():  # also checks the pid was not reused
-                    helper.terminate()
-                    helper.wait(timeout=10)
 
 
 class Admin:

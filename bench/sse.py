@@ -38,10 +38,7 @@ import logging
 import os
 import resource
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -63,10 +60,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.serve import ServeProcess  # noqa: E402
 from infrastructure.bootstrap import NOTICE_CHANNEL  # noqa: E402
 from infrastructure.eventstore import EVENT_STORE_NAME  # noqa: E402
 
-ARCHIPEL = str(Path(sys.executable).parent / "archipel")
 TARGET_P99_MS = 100.0
 TARGET_COMMANDS_PER_S = 300.0
 FLAG = "api.rate_limit_per_minute"  # an int flag in 1..100000
@@ -106,12 +103,6 @@ def raise_fd_limit(needed: int) -> int:
     return int(soft)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def percentiles(samples: list[float]) -> dict[str, float]:
     """p50/p90/p99/max in milliseconds (nearest-rank)."""
     if not samples:
@@ -133,69 +124,8 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 # --- the pool ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Pool:
-    base: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def data_dir(self) -> Path:
-        return self.base / "var"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.base / "serve.log"
-
-    @property
-    def redis_socket(self) -> Path:
-        return self.data_dir / "redis" / "redis.sock"
-
-    @property
-    def database_url(self) -> str:
-        return f"postgresql://postgres:@/archipel?host={self.data_dir / 'postgres'}"
-
-    def start(self, timeout: float = 120) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [ARCHIPEL, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"archipel serve exited early:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"/readyz not 200 within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        # After a crash the embedded servers of this data dir may be left behind: end them.
-        for process in psutil.process_iter(["cmdline"]):
-            cmdline = " ".join(process.info["cmdline"] or [])
-            if str(self.data_dir) in cmdline and ("postgres" in cmdline or "redis" in cmdline):
-                with contextlib.suppress(psutil.Error):
-                    process.terminate()
+class Pool(ServeProcess):
+    """The pool under test (`archipel serve`, its own embedded servers)."""
 
 
 @contextmanager

@@ -37,16 +37,13 @@ import hashlib
 import json
 import os
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -59,9 +56,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from bench.serve import ServeProcess  # noqa: E402
 from tests.e2e.admin_client import AdminClient  # noqa: E402
 
-ARCHIPEL = str(Path(sys.executable).parent / "archipel")
 MIB = 1 << 20
 MB = 1_000_000
 TARGET_RATIO = 0.5
@@ -87,12 +84,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def mb_per_s(size: int, seconds: float) -> float:
     return size / MB / seconds if seconds > 0 else float("inf")
 
@@ -100,78 +91,8 @@ def mb_per_s(size: int, seconds: float) -> float:
 # --- the pool ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Pool:
-    base: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
-    children: list[psutil.Process] = field(default_factory=list)
-
-    @property
-    def data_dir(self) -> Path:
-        return self.base / "var"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.base / "serve.log"
-
-    def start(self, timeout: float = 120) -> None:
-        with self.log_path.open("wb") as log:
-            self.process = subprocess.Popen(
-                [ARCHIPEL, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"archipel serve exited early:\n{self.log_tail()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
-                    self.children = self.embedded()
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"/readyz not 200 within {timeout:.0f} s:\n{self.log_tail()}")
-
-    def server(self) -> psutil.Process:
-        assert self.process is not None
-        return psutil.Process(self.process.pid)
-
-    def embedded(self) -> list[psutil.Process]:
-        """The server's children (Redis) and its PostgreSQL, which pg_ctl started detached."""
-        found: list[psutil.Process] = self.server().children(recursive=True)
-        with contextlib.suppress(OSError, ValueError, psutil.Error):
-            pid_file = self.data_dir / "postgres" / "postmaster.pid"
-            postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
-            found += [postmaster, *postmaster.children(recursive=True)]
-        return found
-
-    def log_tail(self, lines: int = 40) -> str:
-        if not self.log_path.exists():
-            return ""
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    def stop(self) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(psutil.Error):  # the embedded servers it started, by pid
-            self.children = self.embedded() or self.children
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        for child in self.children:  # still running only if serve could not stop them
-            with contextlib.suppress(psutil.Error):
-                if child.is_running():
-                    child.terminate()
+class Pool(ServeProcess):
+    """The pool under test (`archipel serve`, its own embedded servers)."""
 
 
 @contextlib.contextmanager

@@ -1,0 +1,115 @@
+"""A real `archipel serve` in a throwaway data dir, shared by the benchmarks that need one."""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import psutil
+
+ARCHIPEL = str(Path(sys.executable).parent / "archipel")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class ServeProcess:
+    """`archipel serve` with its own data dir; the embedded servers it starts are noted by pid
+    (PostgreSQL's postmaster.pid, Redis as a child of serve) so only they are ended."""
+
+    base: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    children: list[psutil.Process] = field(default_factory=list)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.base / "var"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log_path(self) -> Path:
+        return self.base / "serve.log"
+
+    @property
+    def database_url(self) -> str:
+        return f"postgresql://postgres:@/archipel?host={self.data_dir / 'postgres'}"
+
+    @property
+    def redis_url(self) -> str:
+        return f"unix://{self.redis_socket}"
+
+    @property
+    def redis_socket(self) -> Path:
+        return self.data_dir / "redis" / "redis.sock"
+
+    def start(self, timeout: float = 120) -> None:
+        self.base.mkdir(parents=True, exist_ok=True)
+        with self.log_path.open("wb") as log:
+            self.process = subprocess.Popen(
+                [ARCHIPEL, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"archipel serve exited early:\n{self.log_tail()}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
+                    self.children = self.embedded()
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"/readyz not 200 within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def server(self) -> psutil.Process:
+        assert self.process is not None
+        return psutil.Process(self.process.pid)
+
+    def embedded(self) -> list[psutil.Process]:
+        """The server's children (Redis) and its PostgreSQL, which pg_ctl started detached."""
+        found: list[psutil.Process] = []
+        with contextlib.suppress(psutil.Error):
+            found = self.server().children(recursive=True)
+        with contextlib.suppress(OSError, ValueError, psutil.Error):
+            pid_file = self.data_dir / "postgres" / "postmaster.pid"
+            postmaster = psutil.Process(int(pid_file.read_text().split()[0]))
+            found += [postmaster, *postmaster.children(recursive=True)]
+        return found
+
+    def log_tail(self, lines: int = 40) -> str:
+        if not self.log_path.exists():
+            return ""
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        self.children = self.embedded() or self.children
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        # serve stops its embedded servers on a clean exit; after a crash, end those it started.
+        for child in self.children:
+            with contextlib.suppress(psutil.Error):
+                if child.is_running():  # also checks the pid was not reused
+                    child.terminate()
