@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -113,3 +115,22 @@ class ServeProcess:
             with contextlib.suppress(psutil.Error):
                 if child.is_running():  # also checks the pid was not reused
                     child.terminate()
+
+
+@contextlib.contextmanager
+def running(base: Path, remove: bool = False) -> Iterator[ServeProcess]:
+    """A started pool, stopped at the end (and its directory removed if asked); the tail of
+    its log goes to stderr when something fails."""
+    pool = ServeProcess(base)
+    try:
+        pool.start()
+        yield pool
+    except BaseException:
+        tail = pool.log_tail()
+        if tail:
+            print(f"--- last lines of the server log ---\n{tail}", file=sys.stderr)
+        raise
+    finally:
+        pool.stop()
+        if remove:
+            shutil.rmtree(base, ignore_errors=True)

@@ -37,7 +37,6 @@ import json
 import logging
 import os
 import resource
-import shutil
 import statistics
 import sys
 import tempfile
@@ -60,7 +59,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.serve import ServeProcess  # noqa: E402
+from bench.serve import ServeProcess, running  # noqa: E402
 from infrastructure.bootstrap import NOTICE_CHANNEL  # noqa: E402
 from infrastructure.eventstore import EVENT_STORE_NAME  # noqa: E402
 
@@ -124,24 +123,11 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 # --- the pool ---------------------------------------------------------------------------------
 
 
-class Pool(ServeProcess):
-    """The pool under test (`archipel serve`, its own embedded servers)."""
-
-
 @contextmanager
-def running_pool() -> Iterator[Pool]:
-    pool = Pool(Path(tempfile.mkdtemp(prefix="arch-sse-", dir="/tmp")))  # short socket paths
-    try:
-        pool.start()
+def running_pool() -> Iterator[ServeProcess]:
+    # A short temp path: Unix socket paths have a length limit.
+    with running(Path(tempfile.mkdtemp(prefix="arch-sse-", dir="/tmp")), remove=True) as pool:
         yield pool
-    except BaseException:
-        tail = pool.log_tail()
-        if tail:
-            print(f"--- last lines of the server log ---\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        pool.stop()
-        shutil.rmtree(pool.base, ignore_errors=True)
 
 
 @dataclass(frozen=True)
@@ -254,7 +240,7 @@ class CpuMeter:
     """CPU time used meanwhile by the server, its embedded servers, this bench and the other
     user processes of the machine (not kernel threads), as % of one core."""
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: ServeProcess) -> None:
         self._pool = pool
         self._start = time.perf_counter()
         self._before = self._all()
@@ -384,7 +370,7 @@ def put_flag(http: httpx.Client, value: int, reason: str) -> httpx.Response:
 
 
 async def sse_latency(
-    pool: Pool, session: Session, args: argparse.Namespace, values: Values
+    pool: ServeProcess, session: Session, args: argparse.Namespace, values: Values
 ) -> dict[str, Any]:
     fanout = Fanout(args.clients)
     limits = httpx.Limits(max_connections=args.clients + 10, max_keepalive_connections=0)
@@ -575,7 +561,7 @@ async def redis_subscriber(
         fanout.failed.append(f"subscriber {index}: {type(error).__name__}: {error}")
 
 
-async def redis_fanout(pool: Pool, args: argparse.Namespace) -> dict[str, Any]:
+async def redis_fanout(pool: ServeProcess, args: argparse.Namespace) -> dict[str, Any]:
     """The same fanout by bare Redis pub/sub: publish -> receive, same clients and changes."""
     fanout = Fanout(args.clients)
     channel = f"bench:fanout:{uuid.uuid4().hex}"
@@ -652,7 +638,7 @@ class Load:
 
 
 def run_load(
-    pool: Pool,
+    pool: ServeProcess,
     session: Session,
     count: int,
     concurrency: int,
@@ -703,7 +689,7 @@ def run_load(
 
 
 def commands_per_s(
-    pool: Pool, session: Session, args: argparse.Namespace, values: Values
+    pool: ServeProcess, session: Session, args: argparse.Namespace, values: Values
 ) -> dict[str, Any]:
     def put(http: httpx.Client) -> int:
         return put_flag(http, values(), "bench: commands/s").status_code

@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.serve import ServeProcess  # noqa: E402
+from bench.serve import ServeProcess, running  # noqa: E402
 from tests.e2e.admin_client import AdminClient  # noqa: E402
 
 MIB = 1 << 20
@@ -91,23 +91,10 @@ def mb_per_s(size: int, seconds: float) -> float:
 # --- the pool ---------------------------------------------------------------------------------
 
 
-class Pool(ServeProcess):
-    """The pool under test (`archipel serve`, its own embedded servers)."""
-
-
 @contextlib.contextmanager
-def running_pool(base: Path) -> Iterator[Pool]:
-    pool = Pool(base)
-    try:
-        pool.start()
+def running_pool(base: Path) -> Iterator[ServeProcess]:
+    with running(base) as pool:
         yield pool
-    except BaseException:
-        tail = pool.log_tail()
-        if tail:
-            print(f"--- last lines of the server log ---\n{tail}", file=sys.stderr)
-        raise
-    finally:
-        pool.stop()
 
 
 # --- the file ---------------------------------------------------------------------------------
@@ -180,7 +167,7 @@ class RssSampler:
 
     REFRESH_S = 1.0  # how often the list of embedded processes (PostgreSQL backends) is renewed
 
-    def __init__(self, pool: Pool, period: float) -> None:
+    def __init__(self, pool: ServeProcess, period: float) -> None:
         self._pool = pool
         self._server = pool.server()
         self._children = pool.embedded()
@@ -316,7 +303,7 @@ class Uploader:
         )
         return int(self._check(response, 200, "PATCH")["offset"])
 
-    def upload(self, file: Generated, tag: str, piece: int, pool: Pool) -> dict[str, Any]:
+    def upload(self, file: Generated, tag: str, piece: int, pool: ServeProcess) -> dict[str, Any]:
         """Start, send (in pieces of `piece` bytes, or 0: one PATCH), complete; timed."""
         start = time.perf_counter()
         started = self._check(
