@@ -14,7 +14,7 @@ from application.workers import verdict
 from domain.context import CommandContext
 from domain.federation import Peer
 from infrastructure import operations
-from infrastructure.catalog_sync import fetch_blob, sync_catalog
+from infrastructure.catalog_sync import sync_catalog
 from infrastructure.deployer import DeployError
 from infrastructure.federation import FederationRefused, PeerUnreachable
 from infrastructure.replication import backing_off, pull
@@ -245,9 +245,6 @@ def deploy(pool: Pool, model_id: str, worker_id: str, cause: str) -> None:
     attempt = int(pool.redis.incr(f"{key}:attempts"))
     pool.redis.expire(f"{key}:attempts", 86400)
     try:
-        if model.source == "upload" and model.digest and not pool.blobs.has(model.digest):
-            # A satellite gets the file from the catalog master first (digest checked).
-            fetch_blob(pool, model.digest, model.size, model.reference, progress)
         pool.deployer.place(worker.url, model, progress)
     except DeployError as error:
         log.warning(

@@ -34,6 +34,7 @@ from domain.automations import AUTOMATIONS, AutomationSpec
 from infrastructure.automations import register_actors
 from infrastructure.background import Background
 from infrastructure.blobs import BlobStore
+from infrastructure.catalog_sync import fetch_blob
 from infrastructure.config import BootstrapConfig, mask_url
 from infrastructure.crypto import (
     PERSON_KEYS_SCHEMA,
@@ -334,6 +335,9 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         _stops=stops,
     )
     onboarding_holder.append(pool.onboarding)
+    deployer.fetch_missing = lambda digest, size, name, progress: fetch_blob(
+        pool, digest, size, name, progress
+    )
     register_actors(pool)
     return pool
 

@@ -33,9 +33,15 @@ def _check(response: httpx.Response, step: str) -> None:
         raise DeployError(f"{step}: HTTP {response.status_code}: {str(why)[:300]}")
 
 
+# Gets a model file this pool does not have: (digest, size, name, progress).
+FetchMissing = Callable[[str, int, str, Callable[[int, int], None]], None]
+
+
 class OllamaDeployer:
     def __init__(self, blob_path: Callable[[str], Path]) -> None:
         self._blob_path = blob_path
+        # Set by the pool: a catalog satellite fetches files from its master.
+        self.fetch_missing: FetchMissing | None = None
 
     def _client(self, url: str) -> httpx.Client:
         return httpx.Client(base_url=url, timeout=TIMEOUT, verify=tls_context())
@@ -112,9 +118,12 @@ class OllamaDeployer:
         """Put a catalog model on a worker, whichever way it comes (file or library)."""
         if model.source == "library":
             self.pull(url, model.reference, progress)
-        else:
-            assert model.digest is not None
-            self.push_and_create(url, model.reference, model.digest, progress)
+            return
+        assert model.digest is not None
+        if not self._blob_path(model.digest).exists() and self.fetch_missing is not None:
+            # Every placement (deployment, migration) gets the file first, digest checked.
+            self.fetch_missing(model.digest, model.size, model.reference, progress)
+        self.push_and_create(url, model.reference, model.digest, progress)
 
     def verify(self, url: str, reference: str) -> None:
         """The worker lists the model and describes it (its manifest is readable)."""
