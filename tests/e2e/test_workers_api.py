@@ -98,7 +98,14 @@ def test_a_worker_goes_offline_and_comes_back(fleet: Onboarded) -> None:
         )
         assert time.monotonic() - went_down <= 3 * INTERVAL + 5
         assert "refused" in offline["status_reason"] or "unreachable" in offline["status_reason"]
-        change = next(e for e in offline["history"] if e["event_type"] == "StatusChanged")
+
+        # The history comes from the audit projection, which may trail the topology one by a beat.
+        def latest_status_change() -> dict[str, Any] | None:
+            history = worker(alice, wid)["history"]
+            change = next(e for e in history if e["event_type"] == "StatusChanged")
+            return change if change["payload"]["status"] == "offline" else None
+
+        change = eventually(latest_status_change, timeout=5)
         assert change["actor"] == "automation:health"
         assert change["payload"]["status"] == "offline" and change["reason"]
 
