@@ -30,6 +30,13 @@ class UploadOffsetMismatch(DomainError):
         self.offset = offset
 
 
+class UploadBusy(DomainError):
+    """Another request is still writing to this upload (say, the one whose connection just
+    dropped, still finishing its last write): one writer at a time, or bytes would interleave."""
+
+    code = "upload_busy"
+
+
 class DuplicateModel(DomainError):
     code = "model_exists"
 

@@ -9,10 +9,10 @@ then measures, each figure next to a baseline measured in the same run on the sa
   (with its sha256, which the server checks), one `PATCH` streaming the whole file (httpx, a
   generator of `--chunk-mb` chunks, with Content-Length), then `POST .../complete` (digest
   check, GGUF header parse, move into the blob store, model recorded). Baseline: a plain copy
-  of the same file on the same disk (`shutil.copyfile`), made before each upload and after the
-  last, the median taken (the disk of a shared machine varies). Both are timed with `os.sync()`
-  after them (the bytes on disk) and without it (the page cache); each phase starts after a
-  sync. Target: upload + complete + sync >= 0.5 of the copy + sync's MB/s. With `--piece-mb`
+  of the same file on the same disk (`shutil.copyfile`), made twice before each upload and once
+  after the last, the median taken (the disk of a shared machine varies). Both are timed with
+  `os.sync()` after them (the bytes on disk) and without it (the page cache); each phase starts
+  after a sync. Target: upload + complete + sync >= 0.5 of the copy + sync's MB/s. With `--piece-mb`
   > 0 the file is also sent in PATCHes of that size (how a client resumes), completed under
   another tag (the same content: the server drops its partial file, so that sync is empty).
 - Server memory: the RSS of the `archipel serve` process (and, apart, of it with its embedded
@@ -390,7 +390,9 @@ def run(args: argparse.Namespace, base: Path) -> dict[str, Any]:
             sampler = RssSampler(pool, args.sample_ms / 1000)
             try:
                 for tag, piece in kinds:
-                    copies.append(copy_baseline(file.path))  # one before each upload
+                    # Two before each upload and one after the last: the disk of a shared
+                    # machine varies by 3x from one copy to the next, the median of five less.
+                    copies += [copy_baseline(file.path) for _ in range(2)]
                     before = settle_rss(sampler)
                     result = uploader.upload(file, tag, piece, pool)
                     result["memory"] = memory_figures(sampler, before, result.pop("window"))

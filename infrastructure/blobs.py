@@ -7,6 +7,7 @@ digest checked and its GGUF header parsed. A file already stored (same digest) i
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from application.catalog import InvalidUpload, StoredBlob, UploadOffsetMismatch
+from application.catalog import InvalidUpload, StoredBlob, UploadBusy, UploadOffsetMismatch
 from domain.errors import NotFound
 
 MAX_UPLOAD_BYTES = 1 << 40  # 1 TiB: larger is not a model file
@@ -75,18 +76,34 @@ class BlobStore:
         return upload
 
     def writer(self, upload_id: str, offset: int) -> UploadWriter:
-        """Append from `offset`, which must be where the upload stands (resume safely)."""
+        """Append from `offset`, which must be where the upload stands (resume safely).
+
+        The writer holds an exclusive lock on the partial file (across processes) until closed;
+        the offset is checked under it, so a resume never races the request it replaces."""
         upload = self.status(upload_id)
-        if offset != upload.offset:
-            raise UploadOffsetMismatch(
-                f"the upload is at byte {upload.offset}, not {offset}; resume from there",
-                upload.offset,
-            )
+        handle = self._part(upload_id).open("ab")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise UploadBusy(
+                    f"upload {upload_id} is still being written by an earlier request; "
+                    "ask for its offset again in a moment and resume from there"
+                ) from None
+            upload = self.status(upload_id)  # what the earlier writer left, now settled
+            if offset != upload.offset:
+                raise UploadOffsetMismatch(
+                    f"the upload is at byte {upload.offset}, not {offset}; resume from there",
+                    upload.offset,
+                )
+        except BaseException:
+            handle.close()
+            raise
         with self._lock:
             hasher = self._hashers.get(upload_id)
         if hasher is not None and _hashed_length(hasher) != offset:
             hasher = None  # another process wrote meanwhile: hash the file again at the end
-        return UploadWriter(self, upload, hasher)
+        return UploadWriter(upload, hasher, handle)
 
     def finish(self, upload_id: str) -> StoredBlob:
         """Check and store a complete upload; invalid data is removed and nothing is kept."""
@@ -171,13 +188,13 @@ class BlobStore:
 class UploadWriter:
     """Appends one request's bytes to an upload, never past its declared size."""
 
-    def __init__(self, store: BlobStore, upload: Upload, hasher: RunningHash | None) -> None:
+    def __init__(self, upload: Upload, hasher: RunningHash | None, handle: BinaryIO) -> None:
         self._upload = upload
         self._hasher = hasher
-        self._handle: BinaryIO = store._part(upload.id).open("ab")
+        self._handle = handle  # opened for appending and locked by BlobStore.writer
         self.offset = upload.offset
 
-    def write(self, chunk: bytes) -> None:
+    def write(self, chunk: bytes | bytearray) -> None:
         if self.offset + len(chunk) > self._upload.size:
             raise InvalidUpload(f"more data than the declared size of {self._upload.size} bytes")
         if self._hasher is None:

@@ -87,8 +87,10 @@ class SealedAsDict(Transcoding):
 
 class PoolEventStore(Application[UUID]):
     name = EVENT_STORE_NAME
-    # Snapshots speed up cold loads of long streams but cost a replay when taken: rarely.
-    snapshotting_intervals = {PoolSettings: 2000, ClusterSettings: 2000}
+    # Every change of a flag loads its whole flag set, so the replay after the latest snapshot
+    # must stay short. Taking a snapshot replays at most one interval: amortised, about one
+    # event per change whatever the interval, while a load costs half an interval on average.
+    snapshotting_intervals = {PoolSettings: 50, ClusterSettings: 50}
 
     def __init__(self, env: EnvType, pool_id: str) -> None:
         self._pool_id = pool_id

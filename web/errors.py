@@ -16,6 +16,7 @@ from application.catalog import (
     DuplicateModel,
     InvalidUpload,
     NoWorkerAvailable,
+    UploadBusy,
     UploadOffsetMismatch,
 )
 from application.mail import SmtpNotConfigured
@@ -64,6 +65,7 @@ STATUS_BY_ERROR: dict[type[DomainError], int] = {
     NotOllama: 422,
     InvalidUpload: 422,
     UploadOffsetMismatch: 409,
+    UploadBusy: 409,
     DuplicateModel: 409,
     NoWorkerAvailable: 409,
     InvalidModel: 422,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -104,6 +106,70 @@ def test_bad_files_are_rejected_and_leave_nothing(onboarded: Onboarded, tmp_path
     assert set((pool.data_dir / "blobs" / "sha256").iterdir()) == before
     names = {m["name"] for m in alice.get("/api/models").json()["items"]}
     assert not names & {"not-a-model", "cut-model", "wrong-digest"}
+
+
+class Dropped(Exception):
+    """The client's connection breaks off mid-request."""
+
+
+def test_a_large_upload_cut_mid_stream_resumes_intact(onboarded: Onboarded, tmp_path: Path) -> None:
+    # Big enough for the server to write several buffers while it receives the next ones.
+    _, alice = onboarded
+    data = write_gguf(tmp_path / "large.gguf", elements=6_000_000).read_bytes()
+    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    started = alice.post(
+        "/api/models/uploads", {"filename": "large.gguf", "size": len(data), "sha256": digest}
+    )
+    upload_id = started.json()["id"]
+    mib = 1 << 20
+    release = threading.Event()
+
+    def body() -> Iterator[bytes]:
+        for offset in range(0, 13 * mib, mib):
+            if offset == 12 * mib:
+                release.wait(30)  # the connection stays open, silent, until told to drop
+                raise Dropped
+            yield data[offset : offset + mib]
+
+    def cut_request() -> None:
+        with pytest.raises(Dropped):
+            alice.http.patch(
+                f"/api/models/uploads/{upload_id}",
+                content=body(),
+                headers={
+                    **alice.headers(),
+                    "Upload-Offset": "0",
+                    "Content-Type": "application/octet-stream",
+                    "Content-Length": str(len(data)),
+                },
+            )
+
+    sender = threading.Thread(target=cut_request)
+    sender.start()
+    try:
+        # While that request holds the upload, another writer is refused, changing nothing.
+        busy = eventually(
+            lambda: (r := send(alice, upload_id, 0, b"")).json().get("code") == "upload_busy" and r
+        )
+        assert busy.status_code == 409 and "still being written" in busy.json()["detail"]
+    finally:
+        release.set()
+        sender.join(30)
+
+    # Once the broken request has finished its last write, the client resumes from the offset.
+    def settled_offset() -> int | None:
+        offset = int(alice.get(f"/api/models/uploads/{upload_id}").json()["offset"])
+        probe = send(alice, upload_id, offset, b"")
+        return offset if probe.status_code == 200 else None
+
+    resumed_at = eventually(lambda: (o := settled_offset()) is not None and (o,))[0]
+    assert 0 < resumed_at <= 12 * mib
+    assert send(alice, upload_id, resumed_at, data[resumed_at:]).json()["offset"] == len(data)
+    done = alice.post(
+        f"/api/models/uploads/{upload_id}/complete", {"name": "large", "reason": "resumed"}
+    )
+    assert done.status_code == 201, done.text  # the server checked the whole file's digest
+    assert done.json()["model"]["digest"] == digest
 
 
 def test_an_upload_resumes_after_a_dropped_connection(onboarded: Onboarded, tmp_path: Path) -> None:

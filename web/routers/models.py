@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Request, Response, status
@@ -143,16 +144,27 @@ async def send_bytes(
 ) -> UploadPublic:
     """Append bytes (streamed, constant memory) at `Upload-Offset`."""
     writer = await asyncio.to_thread(web.pool.blobs.writer, upload_id, upload_offset)
+    # Double buffering: one buffer is written (and hashed) in a thread while the next one
+    # fills from the socket, so receiving and writing overlap. Memory: two buffers at most.
+    writing: asyncio.Future[None] | None = None
     buffer = bytearray()
     try:
         async for chunk in request.stream():
             buffer += chunk
             if len(buffer) >= FLUSH_BYTES:
-                await asyncio.to_thread(writer.write, bytes(buffer))
-                buffer.clear()
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(asyncio.to_thread(writer.write, buffer))
+                buffer = bytearray()
+        if writing is not None:
+            await writing
+            writing = None
         if buffer:
-            await asyncio.to_thread(writer.write, bytes(buffer))
+            await asyncio.to_thread(writer.write, buffer)
     finally:
+        if writing is not None:  # the request broke off: let the write in flight finish
+            with contextlib.suppress(Exception):
+                await writing
         writer.close()  # what arrived is kept: the client resumes from the new offset
     upload = await asyncio.to_thread(web.pool.blobs.status, upload_id)
     return UploadPublic(

@@ -47,6 +47,8 @@ export async function uploadModel(
       if (error instanceof ApiError && error.status === 422) throw error; // bad data: no retry
       failures += 1;
       if (failures > RETRIES) throw error;
+      // A moment's pause: the dropped request may still be finishing its last write (409 busy).
+      await new Promise((resume) => setTimeout(resume, 500 * failures));
       const status = unwrap(await api.GET('/api/models/uploads/{upload_id}', { params: { path: { upload_id: started.id } } }));
       offset = status.offset; // resume where the server stands
     }
