@@ -64,6 +64,11 @@ class OnboardingService:
                 wizard = Onboarding(pool_id=self._store.pool_id)
         return wizard
 
+    @property
+    def admin_seen(self) -> bool:
+        """True once an admin is known to exist (it stays true): no store read needed."""
+        return self._admin_exists
+
     def has_admin(self) -> bool:
         if not self._admin_exists:
             wizard = self._load()

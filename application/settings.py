@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,6 +41,8 @@ class SettingsService:
         self._cache_seconds = cache_seconds
         self._cached: dict[Scope, tuple[float, FlagSet | None]] = {}
         self._generation = 0  # bumped by every write: a read begun before it is not cached
+        self._write_locks = {scope: threading.Lock() for scope in Scope}
+        self._written: dict[Scope, FlagSet] = {}  # what this process stored last, per scope
 
     def current(self) -> list[FlagState]:
         """Every flag with its value, in registry order."""
@@ -85,21 +89,7 @@ class SettingsService:
     def _change(self, spec: FlagSpec, value: FlagValue, context: CommandContext) -> FlagState:
         if not context.reason.strip():
             raise MissingReason("a reason is required to change a flag (it goes in the audit)")
-        # "Set X to V" means the same against a newer state: on a conflict with another
-        # writer (another flag changed at the same moment), reload and apply it again.
-        for attempt in range(CONFLICT_RETRIES):
-            with recording(context, self._store.pool_id):
-                flags = self._load(spec.scope, fresh=True) or self._new_set(spec.scope)
-                if not flags.change_flag(spec, value):
-                    break
-                try:
-                    self._store.store(flags)
-                    break
-                except ConcurrencyConflict:
-                    if attempt == CONFLICT_RETRIES - 1:
-                        raise
-                finally:
-                    self._forget(spec.scope)  # a read that raced the write is not kept
+        self._write(spec.scope, lambda flags: flags.change_flag(spec, value), context)
         return FlagState(spec, value)
 
     def adopt(self, key: str, stored: Any, stamp: tuple[str, str], context: CommandContext) -> bool:
@@ -112,19 +102,37 @@ class SettingsService:
             value = spec.validate(from_event_value(spec, stored))
         except (InvalidFlagValue, ArithmeticError, ValueError, TypeError):
             return False
-        for attempt in range(CONFLICT_RETRIES):
-            with recording(context, self._store.pool_id):
-                flags = self._load(spec.scope, fresh=True) or self._new_set(spec.scope)
-                if not flags.adopt_flag(spec, value, stamp):
-                    return False
-                try:
-                    self._store.store(flags)
-                    return True
-                except ConcurrencyConflict:
-                    if attempt == CONFLICT_RETRIES - 1:
-                        raise
-                finally:
-                    self._forget(spec.scope)  # a read that raced the write is not kept
+        return self._write(spec.scope, lambda flags: flags.adopt_flag(spec, value, stamp), context)
+
+    def _write(
+        self, scope: Scope, mutate: Callable[[FlagSet], bool], context: CommandContext
+    ) -> bool:
+        """Load the flag set, `mutate` it and store it; False when `mutate` changed nothing.
+
+        Every flag of a scope lives in one aggregate, so writers of this process take turns
+        (concurrent requests would otherwise mostly conflict and redo their work); a conflict
+        with another process means "the same change against a newer state": reload, redo."""
+        with self._write_locks[scope]:
+            for attempt in range(CONFLICT_RETRIES):
+                with recording(context, self._store.pool_id):
+                    # The set this process stored last is current unless another process
+                    # wrote since: then storing conflicts, and the retry reloads it.
+                    flags = self._written.pop(scope, None)
+                    if flags is not None and not mutate(flags):
+                        flags = None  # "no change" is only believed of a fresh load
+                    if flags is None:
+                        flags = self._load(scope, fresh=True) or self._new_set(scope)
+                        if not mutate(flags):
+                            return False
+                    try:
+                        self._store.store(flags)
+                        self._written[scope] = flags
+                        return True
+                    except ConcurrencyConflict:
+                        if attempt == CONFLICT_RETRIES - 1:
+                            raise
+                    finally:
+                        self._forget(scope)  # a read that raced the write is not kept
         return False
 
     def _new_set(self, scope: Scope) -> FlagSet:

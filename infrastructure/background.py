@@ -48,7 +48,8 @@ class Background:
 
     def relay(self, *, older_than_seconds: float = 0, limit: int = 200) -> int:
         """Send outbox rows not yet sent; returns how many were sent."""
-        sent = 0
+        event_ids: list[str] = []
+        actors: list[str] = []
         with self._db.connection() as conn:
             rows = conn.execute(
                 """SELECT event_id, actor, message FROM outbox
@@ -62,13 +63,15 @@ class Background:
                     log.error("outbox: no actor %s for event %s", row["actor"], row["event_id"])
                     continue
                 actor.send(row["message"])
+                event_ids.append(row["event_id"])
+                actors.append(row["actor"])
+            if event_ids:  # (a send that fails rolls back the marks of those sent before it)
                 conn.execute(
-                    "UPDATE outbox SET sent_at = now(), attempts = attempts + 1 "
-                    "WHERE event_id = %s AND actor = %s",
-                    (row["event_id"], row["actor"]),
+                    """UPDATE outbox SET sent_at = now(), attempts = attempts + 1
+                       WHERE (event_id, actor) IN (SELECT * FROM unnest(%s::text[], %s::text[]))""",
+                    (event_ids, actors),
                 )
-                sent += 1
-        return sent
+        return len(event_ids)
 
     def start_worker(self, threads: int = 2) -> None:
         self._worker = dramatiq.Worker(self.broker, queues={QUEUE}, worker_threads=threads)

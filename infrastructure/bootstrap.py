@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis
 
@@ -46,7 +46,7 @@ from infrastructure.crypto import (
 from infrastructure.database import CORE_SCHEMA, Database
 from infrastructure.deployer import OllamaDeployer
 from infrastructure.embedded import EmbeddedPostgres, EmbeddedRedis
-from infrastructure.eventstore import PoolEventStore, postgres_env
+from infrastructure.eventstore import PoolEventRecorder, PoolEventStore, postgres_env
 from infrastructure.federation import PeerClient, PoolSigner
 from infrastructure.identity import FileIdentityKeys
 from infrastructure.mailer import SmtpMailSender
@@ -65,6 +65,7 @@ from projections.framework import (
     NOTICE_CHANNEL,
     POSITIONS_SCHEMA,
     ChangeNotice,
+    LogListener,
     ProjectionRunner,
     ReadModel,
     StoreEventSource,
@@ -284,9 +285,11 @@ def _open(config: BootstrapConfig, stops: list[Callable[[], None]]) -> Pool:
         return signer.key_document(public_url(config, profile), str(profile.get("pool_name", "")))
 
     notices = RedisNotices(redis_client)
+    listener = LogListener(database_url, cast(PoolEventRecorder, store.recorder).channel_name)
+    stops.append(listener.close)
     runners = {
         model.name: ProjectionRunner(
-            database, StoreEventSource(store, database_url), model, notices
+            database, StoreEventSource(store, listener, model.topics), model, notices
         )
         for model in models
     }

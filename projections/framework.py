@@ -22,11 +22,15 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing.persistence import Notification
+from psycopg import sql
 
 from domain.personal import Sealed
 
 log = logging.getLogger(__name__)
 IDLE_STEP_SECONDS = 1.0
+# A view steps at most this often: under a stream of events, one step applies all that arrived
+# meanwhile instead of one transaction per event (one event alone is applied at once).
+MIN_STEP_GAP_SECONDS = 0.01
 
 POSITIONS_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS projection_positions (
@@ -104,6 +108,9 @@ class EventSource(Protocol):
 
     def head(self) -> int: ...
 
+    def head_statement(self) -> sql.Composable | None:
+        """SQL for `head()`, to read it in the statement that locks a view's position."""
+
     def wait_for_new(self, timeout: float) -> frozenset[str] | None: ...
 
 
@@ -147,6 +154,15 @@ class ProjectionRunner:
         self.error: BaseException | None = None
         self._has_position_row = False
         self._topics = frozenset(model.topics)
+        # One round trip locks the position, reads the log's head and skips the disk flush:
+        # rows and position commit together, so a crash that loses this commit loses both,
+        # and the events are applied again from the store.
+        head = source.head_statement()
+        self._head_in_lock = head is not None
+        self._lock_position = sql.SQL(
+            "SELECT position, {head} AS head, set_config('synchronous_commit', 'off', true) "
+            "FROM projection_positions WHERE name = %s FOR UPDATE"
+        ).format(head=sql.SQL("({})").format(head) if head is not None else sql.SQL("NULL"))
 
     @property
     def name(self) -> str:
@@ -173,16 +189,12 @@ class ProjectionRunner:
                 )
                 conn.commit()
                 self._has_position_row = True
-            # No need to wait for the disk: rows and position commit together, so a crash that
-            # loses this commit loses both, and the events are applied again from the store.
-            conn.execute("SET LOCAL synchronous_commit TO OFF")
-            row = conn.execute(
-                "SELECT position FROM projection_positions WHERE name = %s FOR UPDATE",
-                (self.name,),
-            ).fetchone()
+            row = conn.execute(self._lock_position, (self.name,)).fetchone()
             position = int(row["position"])
             # The head is read first: every event up to it is committed and visible below.
-            head_before = self.source.head()
+            head_before = int(row["head"] or 0)
+            if not self._head_in_lock and self.model.topics:
+                head_before = self.source.head()
             events = self.source.read(position, self.batch_size, self.model.topics)
             new_position = events[-1].position if events else position
             if self.model.topics and len(events) < self.batch_size:
@@ -252,7 +264,9 @@ class ProjectionRunner:
             try:
                 now = time.monotonic()
                 if self.wants(woken) or now - last_step >= IDLE_STEP_SECONDS:
-                    last_step = now
+                    if now - last_step < MIN_STEP_GAP_SECONDS:
+                        stop.wait(MIN_STEP_GAP_SECONDS - (now - last_step))
+                    last_step = time.monotonic()
                     if self.step() == self.batch_size:
                         woken = None  # more to read: no waiting
                         continue
@@ -266,14 +280,106 @@ class ProjectionRunner:
                 stop.wait(1.0)
 
 
+class _Inbox:
+    """What one view has been woken for since it last looked (topics, or None: anything)."""
+
+    def __init__(self, wanted: frozenset[str]) -> None:
+        self._wanted = wanted  # empty: every topic
+        self._ready = threading.Condition()
+        self._pending = False
+        self._topics: set[str] | None = set()
+
+    def put(self, topics: frozenset[str] | None) -> None:
+        if topics is not None and self._wanted and self._wanted.isdisjoint(topics):
+            return  # nothing this view reads: let it sleep
+        with self._ready:
+            if topics is None or self._topics is None:
+                self._topics = None
+            else:
+                self._topics |= topics
+            self._pending = True
+            self._ready.notify()
+
+    def take(self, timeout: float) -> frozenset[str] | None:
+        """The topics woken for, or None (anything, or `timeout` passed with nothing new)."""
+        with self._ready:
+            if not self._pending:
+                self._ready.wait(timeout)
+            if not self._pending:
+                return None
+            topics = None if self._topics is None else frozenset(self._topics)
+            self._pending, self._topics = False, set()
+            return topics
+
+
+class LogListener:
+    """One LISTEN connection per process for the event store's notices, fanned out to every
+    view's inbox: a connection per view made PostgreSQL and this process handle each notice
+    once per view. Lost and reconnected, it wakes every view (a notice may have been missed)."""
+
+    def __init__(self, listen_url: str, channel: str) -> None:
+        self._url = listen_url
+        self._channel = channel
+        self._lock = threading.Lock()
+        self._inboxes: list[_Inbox] = []
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def subscribe(self, topics: Sequence[str] = ()) -> _Inbox:
+        """An inbox woken by notices naming any of `topics` (all notices when empty)."""
+        inbox = _Inbox(frozenset(topics))
+        with self._lock:
+            self._inboxes.append(inbox)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._listen, name="event-log-listener", daemon=True
+                )
+                self._thread.start()
+        return inbox
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def _deliver(self, topics: frozenset[str] | None) -> None:
+        with self._lock:
+            inboxes = list(self._inboxes)
+        for inbox in inboxes:
+            inbox.put(topics)
+
+    def _listen(self) -> None:
+        connection: psycopg.Connection[Any] | None = None
+        while not self._stop.is_set():
+            try:
+                if connection is None:
+                    connection = psycopg.connect(self._url, autocommit=True)
+                    connection.execute(f'LISTEN "{self._channel}"')
+                    self._deliver(None)
+                for notice in connection.notifies(timeout=IDLE_STEP_SECONDS):
+                    payload = notice.payload
+                    topics = None if not payload or payload == "*" else payload.split("\n")
+                    self._deliver(None if topics is None else frozenset(topics))
+            except psycopg.Error:
+                if connection is not None:
+                    connection.close()
+                connection = None
+                self._deliver(None)
+                self._stop.wait(0.5)
+        if connection is not None:
+            connection.close()
+
+
 class StoreEventSource:
     """The pool event store's notification log, with LISTEN/NOTIFY as the wake-up."""
 
-    def __init__(self, store: Any, listen_url: str | None = None) -> None:
+    def __init__(
+        self, store: Any, listener: LogListener | None = None, topics: Sequence[str] = ()
+    ) -> None:
+        """`topics`: the events the reader wants woken for (empty: all of them)."""
         self._store = store
         self._recorder = store.recorder
-        self._listen_url = listen_url
-        self._listener: psycopg.Connection[Any] | None = None
+        self._inbox = listener.subscribe(topics) if listener is not None else None
 
     def read(self, after: int, limit: int, topics: Sequence[str]) -> list[RecordedEvent]:
         notifications = self._recorder.select_notifications(
@@ -283,6 +389,10 @@ class StoreEventSource:
 
     def head(self) -> int:
         return int(self._recorder.max_notification_id() or 0)
+
+    def head_statement(self) -> sql.Composable | None:
+        statement = getattr(self._recorder, "max_notification_id_statement", None)
+        return statement if isinstance(statement, sql.Composable) else None
 
     def _decode(self, notification: Notification) -> RecordedEvent:
         state = self._store.mapper.transcoder.decode(notification.state)
@@ -299,23 +409,8 @@ class StoreEventSource:
         )
 
     def wait_for_new(self, timeout: float) -> frozenset[str] | None:
-        """Wait for new events; returns their topics when the notification named them."""
-        channel = getattr(self._recorder, "channel_name", None)
-        if channel is None or self._listen_url is None:  # in-memory store: poll
+        """Wait for new events; returns their topics when the notices named them."""
+        if self._inbox is None:  # in-memory store: poll
             time.sleep(min(timeout, 0.2))
             return None
-        try:
-            if self._listener is None or self._listener.closed:
-                self._listener = psycopg.connect(self._listen_url, autocommit=True)
-                self._listener.execute(f'LISTEN "{channel}"')
-            for notice in self._listener.notifies(timeout=timeout, stop_after=1):
-                if notice.payload and notice.payload != "*":
-                    return frozenset(notice.payload.split("\n"))
-        except psycopg.Error:
-            self._listener = None
-            time.sleep(min(timeout, 0.5))
-        return None
-
-    def close(self) -> None:
-        if self._listener is not None:
-            self._listener.close()
+        return self._inbox.take(timeout)

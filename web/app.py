@@ -127,6 +127,7 @@ class RequestGuard:
         if (
             path.startswith(_API_PREFIXES)
             and not path.startswith(_OPEN_BEFORE_ONBOARDING)
+            and not self.web.pool.onboarding.admin_seen  # (no thread hop once set up)
             and not await asyncio.to_thread(self.web.pool.onboarding.has_admin)
         ):
             return JSONResponse(

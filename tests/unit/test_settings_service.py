@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 
 from application.settings import SettingsService
@@ -88,3 +90,44 @@ def test_concurrent_writers_conflict_instead_of_losing_an_update() -> None:
         store.store(second)
     reloaded = store.load(PoolSettings.create_id("pool-a"), PoolSettings)
     assert reloaded.values["api.rate_limit_per_minute"] == 5
+
+
+def test_a_writer_behind_another_process_redoes_its_change_on_the_newer_state() -> None:
+    # Two services on one store stand for two processes; each keeps the set it wrote last.
+    store = memory_store("pool-a")
+    here, there = SettingsService(store), SettingsService(store)
+    here.set_flag("pool.debug", True, ADMIN)
+    there.set_flag("api.rate_limit_per_minute", 5, ADMIN)  # `here` has not seen this one
+
+    here.set_flag("auth.login_lockout_threshold", 7, ADMIN)  # conflicts, reloads, redoes
+    reloaded = store.load(PoolSettings.create_id("pool-a"), PoolSettings)
+    assert reloaded.values["api.rate_limit_per_minute"] == 5
+    assert reloaded.values["auth.login_lockout_threshold"] == 7
+
+    # "Already that value" is not believed of a stale copy: `there` set it back meanwhile.
+    there.set_flag("pool.debug", False, ADMIN)
+    here.set_flag("pool.debug", True, ADMIN)
+    assert SettingsService(store).value("pool.debug") is True
+
+
+def test_writers_of_one_process_take_turns_without_conflicts() -> None:
+    store = memory_store("pool-a")
+    settings = SettingsService(store)
+    settings.set_flag("pool.debug", True, ADMIN)
+    errors: list[BaseException] = []
+
+    def change(value: int) -> None:
+        try:
+            settings.set_flag("api.rate_limit_per_minute", value, ADMIN)
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=change, args=(60 + i,)) for i in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    recorded = store.recorder.select_notifications(start=1, limit=100)
+    changes = [n for n in recorded if "FlagChanged" in n.topic]
+    assert len(changes) == 1 + 16  # every change recorded, none lost to a conflict
