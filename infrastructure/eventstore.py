@@ -10,10 +10,11 @@ from collections.abc import Sequence
 from typing import Any, TypeVar
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.persistence import IntegrityError, JSONTranscoder, StoredEvent, Transcoding
-from eventsourcing.postgres import PostgresAggregateRecorder, PostgresApplicationRecorder
+from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.utils import Environment, EnvType
+from psycopg.sql import SQL, Identifier, Literal
 
 from domain.aggregate import PoolAggregate
 from domain.errors import ConcurrencyConflict, NotFound
@@ -27,42 +28,64 @@ EVENT_STORE_NAME = "archipel"
 
 
 class PoolEventRecorder(PostgresApplicationRecorder):
-    """The library's recorder without psycopg's pipeline mode for inserts, and with the topics
-    of the inserted events in the NOTIFY payload.
+    """The library's recorder, inserting through one server-side function call: the events
+    table lock, the insert and a NOTIFY whose payload names the topics, in one statement.
 
-    psycopg 3.3's `Pipeline.sync()` can stop flushing before a large query is fully sent and
-    then wait for an answer forever (seen with 1,000-event saves: one ~1 MB parameter), while
-    holding the events table lock. The same statements, sent one by one, cost a few socket
-    round trips and cannot deadlock. See bench/append.py for the reproduction.
+    The library locks the table (so notification ids commit in order and readers never skip
+    one) and then sends the insert and the NOTIFY one round trip at a time, holding the lock
+    meanwhile: every event write of the pool queues behind those round trips. Here the lock is
+    taken inside the statement and released by its commit, with no client round trip while it
+    is held (admin commands/s on 2 cores: see bench/sse.py). No psycopg pipeline mode either:
+    psycopg 3.3's `Pipeline.sync()` can stop flushing a large query and wait forever (seen with
+    1,000-event saves; bench/append.py reproduces it).
 
-    The topics let each projection runner skip a wake-up for events it does not read, instead
-    of querying the log for nothing (a dozen views, most of them filtered).
+    The topics let each projection runner skip a wake-up for events it does not read.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        schema = Identifier(self.datastore.schema)
+        function = Identifier("archipel_insert_events")
+        self.sql_create_statements.append(
+            SQL(
+                "CREATE OR REPLACE FUNCTION {schema}.{function}"
+                "(events {schema}.{event}[], notice text) "
+                "RETURNS SETOF bigint LANGUAGE plpgsql AS $BODY$ "
+                "BEGIN "
+                "SET LOCAL lock_timeout = '{lock_timeout}s'; "
+                "LOCK TABLE {schema}.{table} IN EXCLUSIVE MODE; "
+                "PERFORM pg_notify({channel}, notice); "
+                "RETURN QUERY INSERT INTO {schema}.{table} AS t "
+                "(originator_id, originator_version, topic, state) "
+                "SELECT originator_id, originator_version, topic, state FROM unnest(events) "
+                "RETURNING notification_id; "
+                "END; $BODY$"
+            ).format(
+                schema=schema,
+                function=function,
+                event=Identifier(self.stored_event_type_name),
+                lock_timeout=self.datastore.lock_timeout,
+                table=Identifier(self.events_table_name),
+                channel=Literal(self.channel_name),
+            )
+        )
+        self._insert_call = SQL("SELECT id FROM {schema}.{function}(%s, %s) AS id").format(
+            schema=schema, function=function
+        )
 
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
-        if self.datastore.enable_db_functions:
-            inserted: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
-            return inserted
-        with self.datastore.get_connection() as conn, conn.transaction():
-            with conn.cursor() as curs:
-                self._insert_events(curs, stored_events, **kwargs)
-            if not stored_events:
-                return None
-            with conn.cursor() as curs:
-                # As the library does (the table lock keeps notification ids committed in
-                # order, so readers never skip one), minus its NOTIFY without a payload.
-                self._lock_table(curs)
-                PostgresAggregateRecorder._insert_stored_events(self, curs, stored_events, **kwargs)
-                ids: Sequence[int] | None = self._fetch_ids_after_insert_events(
-                    curs, stored_events, **kwargs
-                )
-                curs.execute(
-                    "SELECT pg_notify(%s, %s)",
-                    (self.channel_name, notify_payload(stored_events)),
-                )
-                return ids
+        if not stored_events:
+            return None
+        rows = [
+            self.construct_pg_stored_event(e.originator_id, e.originator_version, e.topic, e.state)
+            for e in stored_events
+        ]
+        # Autocommit: the statement is its own transaction, committed before the answer.
+        with self.datastore.get_connection() as conn, conn.cursor() as curs:
+            curs.execute(self._insert_call, (rows, notify_payload(stored_events)), prepare=True)
+            return [int(row["id"]) for row in curs.fetchall()]
 
 
 NOTIFY_LIMIT = 7000  # PostgreSQL refuses payloads of 8000 bytes or more
@@ -111,6 +134,29 @@ class PoolEventStore(Application[UUID]):
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         transcoder.register(SealedAsDict())
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """At most one snapshot per aggregate and save, of the aggregate just saved (its state
+        is what was recorded). The library replays the stream from the store for each event
+        on an interval boundary: twenty replays for a 1,000-event save at an interval of 50."""
+        if self.snapshots is None:
+            return
+        taken = []
+        for aggregate in processing_event.aggregates.values():
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval is None:
+                continue
+            versions = [
+                e.originator_version
+                for e in processing_event.events
+                if e.originator_id == aggregate.id
+            ]
+            if versions and min(versions) - 1 < max(versions) // interval * interval:
+                snapshot_class = getattr(type(aggregate), "Snapshot", type(self).snapshot_class)
+                assert snapshot_class is not None, "the library's default snapshot class is set"
+                taken.append(snapshot_class.take(aggregate))
+        if taken:
+            self.snapshots.put(taken)
 
     def load(self, aggregate_id: UUID, kind: type[A]) -> A:
         try:

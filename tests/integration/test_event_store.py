@@ -140,3 +140,36 @@ def test_concurrent_writers_never_let_a_reader_skip_an_event(pool: Pool) -> None
     done.set()
     reader.join(timeout=30)
     assert seen == list(range(start + 1, start + 1 + writers * per_writer))
+
+
+def test_a_long_flag_set_is_loaded_from_a_snapshot_of_what_was_saved(
+    pool: Pool, database_url: str
+) -> None:
+    # 120 single changes cross the interval (50) twice; one 130-event save crosses it twice
+    # more but takes one snapshot, of the state it saved.
+    for value in range(1, 121):
+        pool.settings.set_flag("api.rate_limit_per_minute", value, ADMIN)
+    flags = pool.store.load(PoolSettings.create_id(pool.pool_id), PoolSettings)
+    with recording(ADMIN, pool.pool_id):
+        for value in range(121, 251):
+            flags.change_flag(REGISTRY["api.rate_limit_per_minute"], value)
+    pool.store.store(flags)
+
+    with pool.database.connection() as conn:
+        versions = [
+            r["originator_version"]
+            for r in conn.execute(
+                "SELECT originator_version FROM archipel_snapshots WHERE originator_id = %s "
+                "ORDER BY originator_version",
+                (flags.id,),
+            ).fetchall()
+        ]
+    assert versions == [50, 100, flags.version]
+    # Another process (no cache) starts from the latest snapshot and gets the same state.
+    other = PoolEventStore(postgres_env(database_url), pool_id=pool.pool_id)
+    try:
+        loaded = other.load(flags.id, PoolSettings)
+        assert loaded.version == flags.version == 251
+        assert loaded.values["api.rate_limit_per_minute"] == 250
+    finally:
+        other.close()
