@@ -34,6 +34,11 @@ class ServeProcess:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     children: list[psutil.Process] = field(default_factory=list)
+    # "one": `serve` runs every role (as `make run` does). "split": `serve --roles web` and an
+    # `archipel worker` process for projections, background workers and the scheduler (the
+    # layout of DESIGN.md section 1: web processes and worker processes).
+    layout: str = "one"
+    worker: subprocess.Popen[bytes] | None = None
 
     @property
     def data_dir(self) -> Path:
@@ -61,23 +66,48 @@ class ServeProcess:
 
     def start(self, timeout: float = 120) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
+        command = [ARCHIPEL, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)]
+        if self.layout == "split":
+            command += ["--roles", "web"]
         with self.log_path.open("wb") as log:
             self.process = subprocess.Popen(
-                [ARCHIPEL, "serve", "--data-dir", str(self.data_dir), "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
+                command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"archipel serve exited early:\n{self.log_tail()}")
+            if self.layout == "split" and self.worker is None and self._database_up():
+                self._start_worker()
+            if self.worker is not None and self.worker.poll() is not None:
+                raise RuntimeError(f"archipel worker exited early:\n{self.log_tail()}")
             with contextlib.suppress(httpx.HTTPError):
                 if httpx.get(f"{self.url}/readyz", timeout=2).status_code == 200:
                     self.children = self.embedded()
                     return
             time.sleep(0.2)
         raise RuntimeError(f"/readyz not 200 within {timeout:.0f} s:\n{self.log_tail()}")
+
+    def _database_up(self) -> bool:
+        return (self.data_dir / "postgres" / "postmaster.pid").exists() and (
+            self.redis_socket.exists()
+        )
+
+    def _start_worker(self) -> None:
+        with (self.base / "worker.log").open("wb") as log:
+            self.worker = subprocess.Popen(
+                [
+                    ARCHIPEL,
+                    "worker",
+                    "--data-dir",
+                    str(self.data_dir),
+                    "--roles",
+                    "projections,workers,scheduler",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+            )
 
     def server(self) -> psutil.Process:
         assert self.process is not None
@@ -103,6 +133,13 @@ class ServeProcess:
         if self.process is None:
             return
         self.children = self.embedded() or self.children
+        if self.worker is not None and self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait(timeout=10)
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
             try:
@@ -118,10 +155,10 @@ class ServeProcess:
 
 
 @contextlib.contextmanager
-def running(base: Path, remove: bool = False) -> Iterator[ServeProcess]:
+def running(base: Path, remove: bool = False, layout: str = "one") -> Iterator[ServeProcess]:
     """A started pool, stopped at the end (and its directory removed if asked); the tail of
     its log goes to stderr when something fails."""
-    pool = ServeProcess(base)
+    pool = ServeProcess(base, layout=layout)
     try:
         pool.start()
         yield pool

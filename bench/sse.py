@@ -18,7 +18,10 @@ same run on the same machine:
   from `--concurrency` threads with one keep-alive client each, no SSE client connected; a 409
   (another change of the settings aggregate came first) is retried, as the UI would after a
   reload. Baseline: `GET /healthz` with the same clients, the HTTP floor of this server.
-  Target: >= 300 commands/s.
+  Target: >= 300 commands/s. Measured twice: on the pool above (`serve` runs every role in one
+  process, as `make run` does), then on a second pool in the deployment layout of DESIGN.md:
+  `serve --roles web` plus an `archipel worker` process for projections, background workers
+  and the scheduler (one process is held to one core by Python's GIL; this uses both).
 
 CPU use of the server, its embedded PostgreSQL and Redis and of the bench is printed for each
 phase. Figures are printed, never asserted; the exit code is 0 unless something fails.
@@ -124,9 +127,10 @@ def percentiles(samples: list[float]) -> dict[str, float]:
 
 
 @contextmanager
-def running_pool() -> Iterator[ServeProcess]:
+def running_pool(layout: str = "one") -> Iterator[ServeProcess]:
     # A short temp path: Unix socket paths have a length limit.
-    with running(Path(tempfile.mkdtemp(prefix="arch-sse-", dir="/tmp")), remove=True) as pool:
+    base = Path(tempfile.mkdtemp(prefix="arch-sse-", dir="/tmp"))
+    with running(base, remove=True, layout=layout) as pool:
         yield pool
 
 
@@ -250,6 +254,8 @@ class CpuMeter:
         ours = {os.getpid(): "bench"}
         if self._pool.process is not None:
             ours[self._pool.process.pid] = "server"
+        if self._pool.worker is not None:
+            ours[self._pool.worker.pid] = "worker"
         marker = str(self._pool.data_dir)
         for process in psutil.process_iter(["cmdline"]):
             cmdline = " ".join(process.info["cmdline"] or [])
@@ -277,7 +283,8 @@ class CpuMeter:
         after = self._all()
         wall = time.perf_counter() - self._start
         ours = self._ours()
-        used = dict.fromkeys(("server", "postgres", "redis", "bench", "other"), 0.0)
+        parts = ("server", "worker") if self._pool.worker is not None else ("server",)
+        used = dict.fromkeys((*parts, "postgres", "redis", "bench", "other"), 0.0)
         for pid, seconds in after.items():  # a process started meanwhile counts in full
             used[ours.get(pid, "other")] += max(0.0, seconds - self._before.get(pid, 0.0))
         return {f"{name}_pct": 100 * seconds / wall for name, seconds in used.items()}
@@ -731,6 +738,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         sse = asyncio.run(sse_latency(pool, session, args, values))
         baseline = asyncio.run(redis_fanout(pool, args))
         commands = commands_per_s(pool, session, args, values)
+    # The same commands on the deployment layout of DESIGN.md: a web process, a worker process.
+    with running_pool("split") as pool:
+        split = commands_per_s(pool, onboard(pool.url), args, Values())
     p99 = sse["from_commit"]["p99_ms"]
     return {
         "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0], "fd_limit": fds},
@@ -742,11 +752,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "target_met": p99 < TARGET_P99_MS and sse["missed"] == 0,
         },
         "commands": commands,
+        "commands_split": split,
     }
 
 
 def report(results: dict[str, Any]) -> str:
     s, c, m = results["sse"], results["commands"], results["machine"]
+    x = results["commands_split"]
     b = s["baseline_redis_pubsub"]
 
     def verdict(ok: bool) -> str:
@@ -855,6 +867,18 @@ def report(results: dict[str, Any]) -> str:
             cpu(c["baseline_cpu"]),
             f"  ratio {c['ratio_to_baseline']:.3f} of the floor; target >= "
             f"{c['target_per_s']:.0f} commands/s: {verdict(c['target_met'])}",
+            "",
+            "The same on a second pool in the deployment layout (DESIGN.md section 1): "
+            "`archipel serve --roles web`",
+            "  and an `archipel worker` process (projections, background workers, scheduler), "
+            "same machine, same PostgreSQL:",
+            f"  {x['per_s']:>8,.0f} commands/s   ({x['seconds']:.2f} s; "
+            f"{x['conflicts_retried']} 409 conflicts retried)",
+            line("  command latency", x["latency"]),
+            cpu(x["cpu"]),
+            f"  {x['baseline_healthz_per_s']:>8,.0f} requests/s   GET /healthz (HTTP floor)",
+            f"  ratio {x['ratio_to_baseline']:.3f} of the floor; target >= "
+            f"{x['target_per_s']:.0f} commands/s: {verdict(x['target_met'])}",
         ]
     )
 
