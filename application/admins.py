@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import time
 from dataclasses import dataclass
 from uuid import UUID
 
@@ -22,6 +23,7 @@ from domain.passwords import check_password
 
 # Verified when the account does not exist, so a wrong e-mail costs the same time as a
 # wrong password and the answer never tells which one it was.
+ADMIN_CACHE_SECONDS = 1.0
 _DUMMY_PASSWORD = "archipel-timing-equaliser"  # noqa: S105 (not a credential)
 
 
@@ -82,6 +84,10 @@ class AdminService:
         self._throttle = throttle
         self._settings = settings
         self._dummy_hash = hasher.hash(_DUMMY_PASSWORD)
+        # The admin behind each session, as loaded by a recent request: every request of a
+        # session needs it. Own writes drop the entry; another process's write is seen within
+        # ADMIN_CACHE_SECONDS (disabling an admin also ends their sessions, at once).
+        self._recent: dict[str, tuple[float, Admin]] = {}
 
     # --- accounts -------------------------------------------------------------------------
 
@@ -91,7 +97,7 @@ class AdminService:
         """A new active admin (not yet saved when `save` is False: onboarding saves it)."""
         admin = self.new_admin(email, display_name, password, context)
         try:
-            self._store.store(admin)
+            self._save(admin)
         except ConcurrencyConflict:
             raise EmailTaken("an admin with this e-mail address already exists") from None
         return admin
@@ -137,14 +143,14 @@ class AdminService:
             raise AdminRuleViolated("the last active admin cannot be disabled")
         with recording(context, self._store.pool_id):
             admin.disable()
-            self._store.store(admin)
+            self._save(admin)
         self._sessions.close_all(admin_id)
 
     def enable(self, admin_id: str, context: CommandContext) -> None:
         admin = self.get(admin_id)
         with recording(context, self._store.pool_id):
             admin.enable()
-            self._store.store(admin)
+            self._save(admin)
 
     def change_password(
         self, admin_id: str, old_password: str, new_password: str, context: CommandContext
@@ -158,7 +164,7 @@ class AdminService:
             admin.change_password(
                 self._personal.seal(admin.subject, self._hasher.hash(new_password))
             )
-            self._store.store(admin)
+            self._save(admin)
 
     # --- sessions -------------------------------------------------------------------------
 
@@ -188,7 +194,7 @@ class AdminService:
                     self._personal.seal(admin.subject, self._hasher.hash(password)), rehash=True
                 )
             admin.logged_in()
-            self._store.store(admin)
+            self._save(admin)
         session_id = self._sessions.open(str(admin.id), client)
         return LoggedIn(session_id, self.profile(admin))
 
@@ -201,7 +207,7 @@ class AdminService:
         admin_id = self._sessions.find(session_id, idle, absolute)
         if admin_id is None:
             raise NotAuthenticated("your session has ended; log in again")
-        admin = self.get(admin_id)
+        admin = self._recently_seen(admin_id)
         if not admin.is_active:
             self._sessions.close_all(admin_id)
             raise NotAuthenticated("this admin account is disabled")
@@ -209,11 +215,28 @@ class AdminService:
 
     def logout(self, session_id: str, admin: Admin) -> None:
         self._sessions.close(session_id)
+        admin = self.get(str(admin.id))  # the stored state, not the request's cached copy
         context = CommandContext(actor=f"admin:{admin.id}", reason="logout")
         # A concurrent login of the same admin may conflict: the session is closed anyway.
         with recording(context, self._store.pool_id), contextlib.suppress(ConcurrencyConflict):
             admin.logged_out()
+            self._save(admin)
+
+    def _recently_seen(self, admin_id: str) -> Admin:
+        seen = self._recent.get(admin_id)
+        if seen is not None and time.monotonic() - seen[0] < ADMIN_CACHE_SECONDS:
+            return seen[1]
+        admin = self.get(admin_id)
+        if len(self._recent) > 1000:  # admins are few; this only bounds a pathological case
+            self._recent.clear()
+        self._recent[admin_id] = (time.monotonic(), admin)
+        return admin
+
+    def _save(self, admin: Admin) -> None:
+        try:
             self._store.store(admin)
+        finally:
+            self._recent.pop(str(admin.id), None)
 
     def _exists(self, admin_id: UUID) -> bool:
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,17 @@ class FlagState:
         return self.value == self.spec.default
 
 
+@dataclass
+class _QueuedWrite:
+    """One caller's change of a flag set, waiting for the save that carries it."""
+
+    mutate: Callable[[FlagSet], bool]
+    context: CommandContext
+    changed: bool = False
+    error: Exception | None = None
+    done: bool = False
+
+
 class SettingsService:
     def __init__(
         self,
@@ -43,6 +55,8 @@ class SettingsService:
         self._generation = 0  # bumped by every write: a read begun before it is not cached
         self._write_locks = {scope: threading.Lock() for scope in Scope}
         self._written: dict[Scope, FlagSet] = {}  # what this process stored last, per scope
+        self._queue_lock = threading.Lock()
+        self._queued: dict[Scope, list[_QueuedWrite]] = {scope: [] for scope in Scope}
 
     def current(self) -> list[FlagState]:
         """Every flag with its value, in registry order."""
@@ -110,30 +124,65 @@ class SettingsService:
         """Load the flag set, `mutate` it and store it; False when `mutate` changed nothing.
 
         Every flag of a scope lives in one aggregate, so writers of this process take turns
-        (concurrent requests would otherwise mostly conflict and redo their work); a conflict
-        with another process means "the same change against a newer state": reload, redo."""
+        (concurrent requests would otherwise mostly conflict and redo their work), and the
+        writes that queued up while one save ran go into the next save together: one event
+        each, with its own actor and reason, one round trip and one disk flush for all."""
+        mine = _QueuedWrite(mutate, context)
+        with self._queue_lock:
+            self._queued[scope].append(mine)
         with self._write_locks[scope]:
+            if not mine.done:
+                with self._queue_lock:
+                    batch, self._queued[scope] = self._queued[scope], []
+                self._write_batch(scope, batch)
+        if mine.error is not None:
+            raise mine.error
+        return mine.changed
+
+    def _write_batch(self, scope: Scope, batch: list[_QueuedWrite]) -> None:
+        try:
             for attempt in range(CONFLICT_RETRIES):
-                with recording(context, self._store.pool_id):
-                    # The set this process stored last is current unless another process
-                    # wrote since: then storing conflicts, and the retry reloads it.
-                    flags = self._written.pop(scope, None)
-                    if flags is not None and not mutate(flags):
-                        flags = None  # "no change" is only believed of a fresh load
-                    if flags is None:
-                        flags = self._load(scope, fresh=True) or self._new_set(scope)
-                        if not mutate(flags):
-                            return False
-                    try:
+                # The set this process stored last is current unless another process wrote
+                # since: then storing conflicts, and the retry reloads it. "No change" is only
+                # believed of a fresh load.
+                flags = self._written.pop(scope, None)
+                changed = self._apply(flags, batch) if flags is not None else []
+                if flags is None or not all(changed):
+                    flags = self._load(scope, fresh=True)
+                    if flags is None:  # created by (and recorded as) the first write's command
+                        with recording(batch[0].context, self._store.pool_id):
+                            flags = self._new_set(scope)
+                    changed = self._apply(flags, batch)
+                try:
+                    if any(changed):
                         self._store.store(flags)
                         self._written[scope] = flags
-                        return True
-                    except ConcurrencyConflict:
-                        if attempt == CONFLICT_RETRIES - 1:
-                            raise
-                    finally:
-                        self._forget(scope)  # a read that raced the write is not kept
-        return False
+                except ConcurrencyConflict:
+                    if attempt == CONFLICT_RETRIES - 1:
+                        raise
+                    continue
+                finally:
+                    self._forget(scope)  # a read that raced the write is not kept
+                if any(changed) and self._cache_seconds:
+                    # Readers get a copy of what was just stored (not the set the next write
+                    # changes in place) instead of each loading it again.
+                    self._cached[scope] = (time.monotonic(), copy.deepcopy(flags))
+                for write, did in zip(batch, changed, strict=True):
+                    write.changed = did
+                return
+        except Exception as error:
+            for write in batch:
+                write.error = error
+        finally:
+            for write in batch:
+                write.done = True
+
+    def _apply(self, flags: FlagSet, batch: list[_QueuedWrite]) -> list[bool]:
+        changed = []
+        for write in batch:
+            with recording(write.context, self._store.pool_id):
+                changed.append(write.mutate(flags))
+        return changed
 
     def _new_set(self, scope: Scope) -> FlagSet:
         kind = PoolSettings if scope is Scope.LOCAL else ClusterSettings

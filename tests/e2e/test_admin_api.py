@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 
 from tests.e2e.admin_client import AdminClient
 from tests.e2e.conftest import PoolProcess
+from tests.waiting import eventually
 
 Onboarded = tuple[PoolProcess, AdminClient]
 MUTATING = ("post", "put", "patch", "delete")
@@ -109,7 +111,14 @@ def test_audit_filters_and_pages_newest_first(onboarded: Onboarded) -> None:
         alice.put(
             "/api/settings/api.rate_limit_per_minute", {"value": value, "reason": f"step {value}"}
         )
-    page = alice.get("/api/audit", params={"event_type": "FlagChanged", "limit": 2}).json()
+
+    # The audit view is eventually consistent: it shows the last change within moments.
+    def newest_two() -> dict[str, Any] | None:
+        page = alice.get("/api/audit", params={"event_type": "FlagChanged", "limit": 2}).json()
+        newest = page["items"][0]["payload"]["new_value"] if page["items"] else None
+        return page if newest == 103 else None
+
+    page = eventually(newest_two)
     assert [e["payload"]["new_value"] for e in page["items"]] == [103, 102]
     first = page["items"][0]
     assert first["actor"].startswith("admin:") and first["reason"] == "step 103"

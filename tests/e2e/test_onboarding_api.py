@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import stat
+from typing import Any
 
 from tests.e2e.admin_client import PASSWORD, AdminClient
 from tests.e2e.conftest import PoolProcess
+from tests.waiting import eventually
 
 
 def test_the_wizard_from_a_fresh_pool_to_completion(pool_process: PoolProcess) -> None:
@@ -105,7 +107,15 @@ def test_the_wizard_from_a_fresh_pool_to_completion(pool_process: PoolProcess) -
     # Set up: the API answers, and every step is in the audit trail with its actor.
     overview = browser.get("/api/overview").json()
     assert overview["pool"]["name"] == "paris-1" and overview["pool"]["site"] == "Paris"
-    audit = browser.get("/api/audit", params={"limit": 100}).json()["items"]
+
+    # The audit view is eventually consistent: the last steps show within moments.
+    def audit_until_completed() -> list[dict[str, Any]] | None:
+        items: list[dict[str, Any]] = browser.get("/api/audit", params={"limit": 100}).json()[
+            "items"
+        ]
+        return items if any(e["event_type"] == "Completed" for e in items) else None
+
+    audit = eventually(audit_until_completed)
     kinds = {(e["aggregate_type"], e["event_type"]) for e in audit}
     assert ("Onboarding", "FirstAdminCreated") in kinds
     assert ("Onboarding", "IdentityGenerated") in kinds

@@ -117,8 +117,10 @@ def test_writers_of_one_process_take_turns_without_conflicts() -> None:
     errors: list[BaseException] = []
 
     def change(value: int) -> None:
+        # Changes queued together are saved together, each with its own command's metadata.
+        context = CommandContext(actor=f"admin:{value}", reason=f"set {value}")
         try:
-            settings.set_flag("api.rate_limit_per_minute", value, ADMIN)
+            settings.set_flag("api.rate_limit_per_minute", value, context)
         except BaseException as error:  # pragma: no cover - reported below
             errors.append(error)
 
@@ -131,3 +133,7 @@ def test_writers_of_one_process_take_turns_without_conflicts() -> None:
     recorded = store.recorder.select_notifications(start=1, limit=100)
     changes = [n for n in recorded if "FlagChanged" in n.topic]
     assert len(changes) == 1 + 16  # every change recorded, none lost to a conflict
+    metas = [store.mapper.transcoder.decode(n.state)["meta"] for n in changes[1:]]
+    assert sorted((m["actor"], m["reason"]) for m in metas) == sorted(
+        (f"admin:{60 + i}", f"set {60 + i}") for i in range(16)
+    )
