@@ -133,25 +133,26 @@ class ServeProcess:
         if self.process is None:
             return
         self.children = self.embedded() or self.children
-        if self.worker is not None and self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGTERM)
-            try:
-                self.worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait(timeout=10)
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        if self.worker is not None:
+            _terminate(self.worker)
+        _terminate(self.process)
         # serve stops its embedded servers on a clean exit; after a crash, end those it started.
         for child in self.children:
             with contextlib.suppress(psutil.Error):
                 if child.is_running():  # also checks the pid was not reused
                     child.terminate()
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (a clean stop), then SIGKILL after a minute."""
+    if process.poll() is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
 
 
 @contextlib.contextmanager
