@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -291,8 +291,9 @@ class ProjectionRunner:
 class _Inbox:
     """What one view has been woken for since it last looked (topics, or None: anything)."""
 
-    def __init__(self, wanted: frozenset[str]) -> None:
+    def __init__(self, wanted: frozenset[str], started: Callable[[], None]) -> None:
         self._wanted = wanted  # empty: every topic
+        self._started = started  # the listener starts when a view first waits (not in a CLI)
         self._ready = threading.Condition()
         self._pending = False
         self._topics: set[str] | None = set()
@@ -310,6 +311,7 @@ class _Inbox:
 
     def take(self, timeout: float) -> frozenset[str] | None:
         """The topics woken for, or None (anything, or `timeout` passed with nothing new)."""
+        self._started()
         with self._ready:
             if not self._pending:
                 self._ready.wait(timeout)
@@ -335,15 +337,20 @@ class LogListener:
 
     def subscribe(self, topics: Sequence[str] = ()) -> _Inbox:
         """An inbox woken by notices naming any of `topics` (all notices when empty)."""
-        inbox = _Inbox(frozenset(topics))
+        inbox = _Inbox(frozenset(topics), self._start)
         with self._lock:
             self._inboxes.append(inbox)
-            if self._thread is None:
+        return inbox
+
+    def _start(self) -> None:
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None and not self._stop.is_set():
                 self._thread = threading.Thread(
                     target=self._listen, name="event-log-listener", daemon=True
                 )
                 self._thread.start()
-        return inbox
 
     def close(self) -> None:
         self._stop.set()

@@ -12,7 +12,13 @@ import pytest
 from domain.context import CommandContext
 from infrastructure.bootstrap import Pool
 from projections.audit import query_audit
-from projections.framework import ChangeNotice, ProjectionRunner, ReadModel, RecordedEvent
+from projections.framework import (
+    ChangeNotice,
+    LogListener,
+    ProjectionRunner,
+    ReadModel,
+    RecordedEvent,
+)
 from projections.settings import read_settings_view
 
 CLI = CommandContext(actor="cli:ops", reason="maintenance")
@@ -142,3 +148,27 @@ def test_a_nul_character_does_not_stall_a_view(pool: Pool) -> None:
     with pool.database.connection() as conn:
         reasons = [e.reason for e in query_audit(conn)]
     assert "a\ufffdb" in reasons
+
+
+def test_one_listener_wakes_only_the_views_that_read_the_notified_topics(
+    database_url: str,
+) -> None:
+    listener = LogListener(database_url, "archipel_listener_test")
+    settings = listener.subscribe(["topic:settings"])
+    everything = listener.subscribe()
+    try:
+        assert everything.take(timeout=5) is None  # connected: "anything may have been missed"
+        assert settings.take(timeout=5) is None
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_notify('archipel_listener_test', 'topic:workers')")
+            conn.execute("SELECT pg_notify('archipel_listener_test', 'topic:settings\ntopic:x')")
+        seen: set[str] = set()
+        while len(seen) < 3:  # one wake-up or two, as the notices arrive
+            woken = everything.take(timeout=5)
+            assert woken is not None, f"only {seen} arrived"
+            seen |= woken
+        assert seen == {"topic:workers", "topic:settings", "topic:x"}
+        assert settings.take(timeout=5) == {"topic:settings", "topic:x"}
+        assert settings.take(timeout=0.3) is None  # the workers notice never woke it
+    finally:
+        listener.close()
