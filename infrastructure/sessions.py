@@ -52,7 +52,7 @@ class PostgresSessionStore:
             "absolute": absolute_seconds,
             "touch": TOUCH_EVERY_SECONDS,
         }
-        with self._db.connection() as conn:
+        with self._db.autocommit() as conn:  # every request passes here
             row = conn.execute(
                 """SELECT admin_id,
                           last_seen_at < now() - make_interval(secs => %(touch)s) AS stale
