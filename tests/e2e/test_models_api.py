@@ -144,32 +144,42 @@ def test_a_large_upload_cut_mid_stream_resumes_intact(onboarded: Onboarded, tmp_
                 },
             )
 
+    def offset() -> int:
+        return int(alice.get(f"/api/models/uploads/{upload_id}").json()["offset"])
+
     sender = threading.Thread(target=cut_request)
     sender.start()
+    completed = False
     try:
-        # While that request holds the upload, another writer is refused, changing nothing.
-        busy = eventually(
-            lambda: (r := send(alice, upload_id, 0, b"")).json().get("code") == "upload_busy" and r
+        try:
+            # A first buffer on disk: that request holds the upload now (reading the offset
+            # takes no lock). Another writer is refused meanwhile, changing nothing.
+            eventually(lambda: offset() >= 4 * mib)
+            busy = send(alice, upload_id, 0, b"")
+            assert busy.status_code == 409, busy.text
+            assert busy.json()["code"] == "upload_busy"
+            assert "still being written" in busy.json()["detail"]
+        finally:
+            release.set()
+            sender.join(30)
+
+        # Once the broken request has finished its last write, the client resumes from there.
+        def settled_offset() -> int | None:
+            at = offset()
+            return at if send(alice, upload_id, at, b"").status_code == 200 else None
+
+        resumed_at = eventually(lambda: (o := settled_offset()) is not None and (o,))[0]
+        assert 4 * mib <= resumed_at <= 12 * mib
+        assert send(alice, upload_id, resumed_at, data[resumed_at:]).json()["offset"] == len(data)
+        done = alice.post(
+            f"/api/models/uploads/{upload_id}/complete", {"name": "large", "reason": "resumed"}
         )
-        assert busy.status_code == 409 and "still being written" in busy.json()["detail"]
+        assert done.status_code == 201, done.text  # the server checked the whole file's digest
+        assert done.json()["model"]["digest"] == digest
+        completed = True
     finally:
-        release.set()
-        sender.join(30)
-
-    # Once the broken request has finished its last write, the client resumes from the offset.
-    def settled_offset() -> int | None:
-        offset = int(alice.get(f"/api/models/uploads/{upload_id}").json()["offset"])
-        probe = send(alice, upload_id, offset, b"")
-        return offset if probe.status_code == 200 else None
-
-    resumed_at = eventually(lambda: (o := settled_offset()) is not None and (o,))[0]
-    assert 0 < resumed_at <= 12 * mib
-    assert send(alice, upload_id, resumed_at, data[resumed_at:]).json()["offset"] == len(data)
-    done = alice.post(
-        f"/api/models/uploads/{upload_id}/complete", {"name": "large", "reason": "resumed"}
-    )
-    assert done.status_code == 201, done.text  # the server checked the whole file's digest
-    assert done.json()["model"]["digest"] == digest
+        if not completed:  # leave no partial upload behind for the next tests of this pool
+            alice.send("DELETE", f"/api/models/uploads/{upload_id}")
 
 
 def test_an_upload_resumes_after_a_dropped_connection(onboarded: Onboarded, tmp_path: Path) -> None:
