@@ -172,6 +172,9 @@ def test_keyboard_navigation_and_labels(browser: Browser, fresh_pool: PoolProces
     context = browser.new_context()
     page = context.new_page()
     page.goto(fresh_pool.url)
+    # The wizard renders once it has fetched the onboarding state: wait for it (CI once
+    # pressed Tab before, and focus went to no field).
+    page.locator("#w-email").wait_for()
     # Every control of the first screen has a label, and Tab reaches them in order.
     for control in page.locator("input, select, button").all():
         control_id = control.get_attribute("id")
