@@ -69,6 +69,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from application.workers import CheckResult  # noqa: E402
+from bench.serve import log_tail_on_failure, raise_fd_limit  # noqa: E402
 from infrastructure.embedded import EmbeddedRedis  # noqa: E402
 from infrastructure.ollama_health import SLOW_FIELDS_EVERY, HealthChecker  # noqa: E402
 from infrastructure.telemetry import RedisTelemetry  # noqa: E402
@@ -105,17 +106,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 # --- plumbing ---------------------------------------------------------------------------------
-
-
-def raise_fd_limit(needed: int) -> int:
-    """Soft RLIMIT_NOFILE up to the hard limit: the checker holds a connection per worker."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        soft = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        raise SystemExit(f"error: need about {needed} file descriptors, the limit is {soft}")
-    return int(soft)
 
 
 def cpu_seconds() -> float:
@@ -618,17 +608,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     base = Path(tempfile.mkdtemp(prefix="arch-health-", dir="/tmp"))  # short socket paths
     sim = SimProcess(args.workers, base)
     try:
-        sim.start()
-        with contextlib.ExitStack() as stack:
-            telemetry = None if args.no_telemetry else stack.enter_context(embedded_redis(base))
-            archipel, profile = archipel_phase(args, sim, telemetry)
-        baseline = aiohttp_phase(args, sim)
-        reference = httpx_phase(args, sim) if args.httpx_shared else None
-    except BaseException:
-        tail = sim.log_tail()
-        if tail:
-            print(f"--- last lines of the worker-sim log ---\n{tail}", file=sys.stderr)
-        raise
+        with log_tail_on_failure("worker-sim", sim.log_tail):
+            sim.start()
+            with contextlib.ExitStack() as stack:
+                telemetry = None if args.no_telemetry else stack.enter_context(embedded_redis(base))
+                archipel, profile = archipel_phase(args, sim, telemetry)
+            baseline = aiohttp_phase(args, sim)
+            reference = httpx_phase(args, sim) if args.httpx_shared else None
     finally:
         sim.stop()
         shutil.rmtree(base, ignore_errors=True)

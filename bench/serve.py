@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import contextlib
+import resource
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,30 @@ import httpx
 import psutil
 
 ARCHIPEL = str(Path(sys.executable).parent / "archipel")
+
+
+def raise_fd_limit(needed: int) -> int:
+    """Soft RLIMIT_NOFILE up to the hard limit (a bench holds a connection per client or worker);
+    exits with one line when even that is below `needed`."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
+        soft = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    if soft != resource.RLIM_INFINITY and soft < needed:
+        raise SystemExit(f"error: need about {needed} file descriptors, the limit is {soft}")
+    return int(soft)
+
+
+@contextlib.contextmanager
+def log_tail_on_failure(what: str, tail: Callable[[], str]) -> Iterator[None]:
+    """On any failure inside, the last lines of `what`'s log go to stderr first."""
+    try:
+        yield
+    except BaseException:
+        lines = tail()
+        if lines:
+            print(f"--- last lines of the {what} log ---\n{lines}", file=sys.stderr)
+        raise
 
 
 def free_port() -> int:
@@ -161,13 +186,9 @@ def running(base: Path, remove: bool = False, layout: str = "one") -> Iterator[S
     its log goes to stderr when something fails."""
     pool = ServeProcess(base, layout=layout)
     try:
-        pool.start()
-        yield pool
-    except BaseException:
-        tail = pool.log_tail()
-        if tail:
-            print(f"--- last lines of the server log ---\n{tail}", file=sys.stderr)
-        raise
+        with log_tail_on_failure("server", pool.log_tail):
+            pool.start()
+            yield pool
     finally:
         pool.stop()
         if remove:

@@ -39,7 +39,6 @@ import itertools
 import json
 import logging
 import os
-import resource
 import statistics
 import sys
 import tempfile
@@ -62,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.serve import ServeProcess, running  # noqa: E402
+from bench.serve import ServeProcess, raise_fd_limit, running  # noqa: E402
 from infrastructure.bootstrap import NOTICE_CHANNEL  # noqa: E402
 from infrastructure.eventstore import EVENT_STORE_NAME  # noqa: E402
 
@@ -96,16 +95,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if min(args.clients, args.changes, args.commands, args.concurrency, args.rounds) < 1:
         parser.error("--clients, --changes, --commands, --concurrency and --rounds must be >= 1")
     return args
-
-
-def raise_fd_limit(needed: int) -> int:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft != resource.RLIM_INFINITY and (hard == resource.RLIM_INFINITY or soft < hard):
-        soft = hard if hard != resource.RLIM_INFINITY else max(soft, needed)
-        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
-    if soft != resource.RLIM_INFINITY and soft < needed:
-        raise SystemExit(f"error: need about {needed} file descriptors, the limit is {soft}")
-    return int(soft)
 
 
 def percentiles(samples: list[float]) -> dict[str, float]:
